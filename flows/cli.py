@@ -1,0 +1,15 @@
+"""The `mixllm` console script: library commands plus the pipeline and service commands.
+
+The library's own commands live in `mixllm.cli` (no prefect/bentoml there); the orchestration
+layers add theirs here, importing prefect, mlflow and bentoml only when a command runs.
+"""
+
+from __future__ import annotations
+
+from mixllm.cli import app
+from flows import service_cli, training_cli
+
+training_cli.register(app)
+service_cli.register(app)
+
+__all__ = ["app"]

@@ -1,0 +1,506 @@
+"""Prefect flows of the training pipeline: `train_flow` (one tracked, gated training run) and
+`retrain_flow` (the same on base data + feedback logged since the champion was trained).
+
+The flows only sequence library calls: each stage is a small task over `mixllm/`, timed,
+and nothing touches the model registry before the final `register` task, which registers
+and aliases all-or-nothing. Embeddings and the tag-enhanced encoder are cached across runs
+by the library (content-addressed, under the encoder's cache directory).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import numpy as np
+import pandas as pd
+import yaml
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from mixllm import registry, workflow
+from mixllm.benchmark import ABLATIONS as BENCHMARK_ABLATIONS
+from mixllm.config import MixLLMConfig, default_data_path
+from mixllm.data import load_data, long_from_frame
+from mixllm.errors import DataError
+from mixllm.prices import load_prices
+from mixllm.router import MixLLMRouter
+from mixllm.types import RoutingData
+
+T = TypeVar("T")
+
+IO_RETRIES = 2
+IO_RETRY_DELAY_S = 2
+# The negative control: quality labels permuted across training queries, so the predictors
+# learn nothing about the query; the gate must never promote such a model.
+SHUFFLED_LABELS = "shuffled-labels"
+# The benchmark's ablations under their short names (no-tags, no-finetune, no-uncertainty).
+ABLATIONS: dict[str, dict[str, dict[str, Any]]] = {
+    **{name.removeprefix("mixllm-"): update for name, update in BENCHMARK_ABLATIONS.items()},
+    SHUFFLED_LABELS: {},
+}
+FEEDBACK_SOURCE = "feedback"
+
+
+@dataclass
+class TrainResult:
+    """What a training flow run produced: the registered version and how it was judged."""
+
+    model_name: str
+    version: str
+    alias: str
+    reason: str
+    run_id: str
+    model_uri: str
+    tracking_uri: str
+    evaluation_markdown: str
+    timings: dict[str, float] = field(default_factory=dict)
+    feedback_rows: int = 0
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _transient(exc: BaseException | None) -> bool:
+    """A network or disk hiccup worth retrying (a missing file or bad data is not)."""
+    while exc is not None:
+        permanent = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+        if isinstance(exc, permanent):
+            return False
+        if isinstance(exc, OSError | httpx.TransportError):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def _retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition: retry I/O failures only."""
+    try:
+        state.result()
+    except Exception as exc:
+        return _transient(exc)
+    return False
+
+
+def _timed(timings: dict[str, float], stage: str, fn: Callable[..., T], *args: Any) -> T:
+    """Run one stage and record its wall time, also when it fails."""
+    t0 = time.perf_counter()
+    try:
+        return fn(*args)
+    finally:
+        timings[stage] = round(time.perf_counter() - t0, 3)
+
+
+def _deep_update(base: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in updates.items():
+        out[key] = _deep_update(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def build_config(
+    config_path: str | None, budget_pct: float | None, seed: int | None, ablations: list[str]
+) -> MixLLMConfig:
+    """The run's config: file (or defaults) + flow parameters + ablations; errors name the key."""
+    from mixllm.errors import ConfigError
+
+    unknown = [a for a in ablations if a not in ABLATIONS]
+    if unknown:
+        raise ConfigError(f"unknown ablation(s) {unknown}; known: {', '.join(ABLATIONS)}")
+    base = MixLLMConfig.from_yaml(config_path) if config_path else MixLLMConfig()
+    raw = base.model_dump(mode="json")
+    if budget_pct is not None:
+        raw = _deep_update(raw, {"decision": {"budget_pct": budget_pct, "budget_usd": None}})
+    if seed is not None:
+        raw = _deep_update(raw, {"train": {"seed": seed}})
+    for name in ablations:
+        raw = _deep_update(raw, ABLATIONS[name])
+    try:
+        return MixLLMConfig.model_validate(raw)
+    except ValueError as exc:
+        raise ConfigError(f"invalid config: {exc}") from exc
+
+
+def merge_routing_data(base: RoutingData, extra: RoutingData) -> RoutingData:
+    """Rows of ``base`` then ``extra`` over the union of their LLMs (unobserved pairs NaN)."""
+    llms = list(base.llms) + [m for m in extra.llms if m not in base.llms]
+
+    def widen(data: RoutingData, name: str) -> np.ndarray:
+        out = np.full((len(data), len(llms)), np.nan)
+        values = getattr(data, name)
+        if values is not None:
+            out[:, [llms.index(m) for m in data.llms]] = values
+        return out
+
+    def stacked(name: str) -> np.ndarray | None:
+        if getattr(base, name) is None and getattr(extra, name) is None:
+            return None
+        return np.vstack([widen(base, name), widen(extra, name)])
+
+    queries = pd.concat([base.queries, extra.queries], ignore_index=True)
+    return RoutingData(
+        queries=queries,
+        llms=llms,
+        quality=stacked("quality"),
+        cost=stacked("cost"),
+        output_tokens=stacked("output_tokens"),
+        latency_s=stacked("latency_s"),
+        report=base.report,
+    )
+
+
+def feedback_rows(feedback: pd.DataFrame, base: RoutingData) -> pd.DataFrame:
+    """Feedback as long-format rows (query, llm, quality, cost, latency_s, source).
+
+    Rows without a quality are dropped; a missing cost is the LLM's mean recorded cost in
+    the base data (the service does not always know what a call cost).
+    """
+    rows = feedback.dropna(subset=["quality"]).copy()
+    mean_cost = dict(zip(base.llms, np.nanmean(base.cost, axis=0), strict=True))
+    rows["cost"] = rows["cost"].fillna(rows["llm"].map(mean_cost))
+    rows["source"] = FEEDBACK_SOURCE
+    return rows[["query", "llm", "quality", "cost", "latency_s", "source"]].reset_index(drop=True)
+
+
+def shuffle_labels(data: RoutingData, seed: int) -> RoutingData:
+    """The same queries with their quality rows permuted (the negative control)."""
+    perm = np.random.default_rng(seed).permutation(len(data))
+    return RoutingData(
+        queries=data.queries,
+        llms=list(data.llms),
+        quality=data.quality[perm],
+        cost=data.cost,
+        output_tokens=data.output_tokens,
+        latency_s=data.latency_s,
+        report=data.report,
+    )
+
+
+# -- tasks -------------------------------------------------------------------------------
+
+
+@task(name="check-tracking-store", cache_policy=NO_CACHE)
+def check_store_task() -> str:
+    """Fail before any work if the MLflow tracking store is unreachable."""
+    return registry.check_tracking()
+
+
+@task(
+    name="load-data",
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAY_S,
+    retry_condition_fn=_retry_on_io,
+    cache_policy=NO_CACHE,
+)
+def load_task(source: str, prices_path: str | None) -> RoutingData:
+    """Read the training data (file, directory or hf:// URL)."""
+    data = load_data(source, prices=load_prices(prices_path))
+    get_run_logger().info(data.report.summary() if data.report else f"{len(data)} queries")
+    return data
+
+
+@task(name="validate-data", cache_policy=NO_CACHE)
+def validate_task(data: RoutingData, config: MixLLMConfig) -> tuple[RoutingData, RoutingData]:
+    """Check prices and size, then split into train and held-out test."""
+    if len(data) == 0:
+        raise DataError("the dataset is empty: no queries to train on")
+    load_prices(config.prices_path).validate_llms(data.llms)
+    train, test = workflow.split(data, config)
+    if len(train) < 10 or len(test) < 3:
+        raise DataError(
+            f"too few queries to train and evaluate: {len(data)} in all, {len(train)} for "
+            f"training and {len(test)} held out (need >= 10 and >= 3)"
+        )
+    return train, test
+
+
+@task(
+    name="feedback",
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAY_S,
+    retry_condition_fn=_retry_on_io,
+    cache_policy=NO_CACHE,
+)
+def feedback_task(feedback_url: str | None, since: str | None) -> pd.DataFrame:
+    """Feedback logged after ``since`` (the champion's watermark)."""
+    from mixllm.feedback import FeedbackStore
+
+    store = FeedbackStore(feedback_url)
+    try:
+        return store.feedback_since(since)
+    finally:
+        store.close()
+
+
+@task(name="tag", cache_policy=NO_CACHE)
+def tag_task(router: MixLLMRouter, train: RoutingData) -> list[list[str]]:
+    """Tag the training queries with the base encoder."""
+    return router.fit_tagger(train)
+
+
+@task(name="embed", cache_policy=NO_CACHE)
+def embed_task(
+    router: MixLLMRouter, train: RoutingData, tags: list[list[str]]
+) -> tuple[np.ndarray, list[list[str]]]:
+    """Fine-tune the tag-enhanced encoder, then embed and re-tag the training queries."""
+    return router.fit_encoder(train, tags)
+
+
+@task(name="train-predictors", cache_policy=NO_CACHE)
+def predictors_task(
+    router: MixLLMRouter, train: RoutingData, X: np.ndarray, tags: list[list[str]]
+) -> MixLLMRouter:
+    """Train the per-LLM quality and output-length predictors."""
+    return router.fit_predictors(train, X, tags)
+
+
+@task(name="calibrate", cache_policy=NO_CACHE)
+def calibrate_task(
+    router: MixLLMRouter, train: RoutingData, X: np.ndarray, tags: list[list[str]]
+) -> MixLLMRouter:
+    """Learn lambda as a function of the budget on the calibration rows."""
+    return router.calibrate(train, X, tags)
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def evaluate_task(router: MixLLMRouter, train: RoutingData, test: RoutingData) -> Any:
+    """Score the router and every baseline on the held-out split; publish the table."""
+    from mixllm.evaluation import evaluate_router
+
+    report = evaluate_router(router, train, test, seed=router.cfg.train.seed, progress=False)
+    table = report.to_markdown()
+    get_run_logger().info("Evaluation on %d held-out queries:\n%s", len(test), table)
+    create_markdown_artifact(
+        markdown="# MixLLM evaluation\n\n" + table,
+        key="mixllm-evaluation",
+        description="Router and baselines on the held-out split",
+    )
+    return report
+
+
+@task(name="register", cache_policy=NO_CACHE)
+def register_task(
+    router: MixLLMRouter,
+    data: RoutingData,
+    test: RoutingData,
+    report: Any,
+    config: MixLLMConfig,
+    timings: dict[str, float],
+    options: dict[str, Any],
+    record: workflow.TrainingRecord | None,
+) -> registry.RegisteredVersion:
+    """Log the run to MLflow, gate the new router against the champion and register it."""
+    fingerprint = registry.data_fingerprint(data)
+    with tempfile.TemporaryDirectory(prefix="mixllm-run-") as tmp:
+        files = _run_files(Path(tmp), router, fingerprint, report, config)
+        return registry.publish(
+            router,
+            test,
+            report,
+            config=config,
+            files=files,
+            metrics={f"time_{k}_s": v for k, v in timings.items()},
+            params={k: str(v) for k, v in options.items() if k != "watermark"},
+            fingerprint=fingerprint,
+            watermark=options.get("watermark"),
+            record=record,
+            name=options["model_name"],
+            experiment=options["experiment"],
+            aiq_tolerance=options["aiq_tolerance"],
+            quality_tolerance=options["quality_tolerance"],
+        )
+
+
+def _run_files(
+    folder: Path,
+    router: MixLLMRouter,
+    fingerprint: dict[str, Any],
+    report: Any,
+    config: MixLLMConfig,
+) -> dict[str, Path]:
+    """The run's artifacts written to ``folder``: {artifact dir: local file}."""
+    out = {}
+    plot = report.plot_pareto(folder / "pareto.png", title="MixLLM vs baselines (held-out)")
+    out["evaluation/pareto.png"] = Path(plot)
+    (folder / "benchmark.md").write_text(report.to_markdown())
+    out["evaluation/benchmark.md"] = folder / "benchmark.md"
+    router.prices_.save(folder / "prices.yaml")
+    out["config/prices.yaml"] = folder / "prices.yaml"
+    taxonomy = getattr(router.tagger_, "taxonomy_", None) or {
+        "vocabulary": router.tagger_.vocabulary
+    }
+    (folder / "taxonomy.yaml").write_text(yaml.safe_dump(taxonomy, sort_keys=False))
+    out["config/taxonomy.yaml"] = folder / "taxonomy.yaml"
+    config.to_yaml(folder / "config.yaml")
+    out["config/config.yaml"] = folder / "config.yaml"
+    (folder / "data_fingerprint.yaml").write_text(yaml.safe_dump(fingerprint, sort_keys=False))
+    out["data/data_fingerprint.yaml"] = folder / "data_fingerprint.yaml"
+    return out
+
+
+# -- the pipeline --------------------------------------------------------------------------
+
+
+def _pipeline(
+    *,
+    data: str | None,
+    budget_pct: float | None,
+    seed: int | None,
+    ablations: list[str],
+    config_path: str | None,
+    model_name: str,
+    experiment: str,
+    aiq_tolerance: float,
+    quality_tolerance: float,
+    feedback_url: str | None = None,
+    use_feedback: bool = False,
+) -> TrainResult | None:
+    """The stages in order; shared by both flows."""
+    timings: dict[str, float] = {}
+    logger = get_run_logger()
+    uri = _timed(timings, "check_store", check_store_task)
+    config = build_config(config_path, budget_pct, seed, ablations)
+    source = str(data or default_data_path())
+    dataset = _timed(timings, "load", load_task, source, config.prices_path)
+    watermark, n_feedback = None, 0
+    if use_feedback:
+        since = registry.feedback_watermark(model_name)
+        feedback = _timed(timings, "feedback", feedback_task, feedback_url, since)
+        if feedback.empty:
+            logger.info("No feedback since %s: nothing to retrain.", since or "the beginning")
+            return None
+        rows = feedback_rows(feedback, dataset)
+        n_feedback = len(rows)
+        dataset = merge_routing_data(dataset, long_from_frame(rows, source=FEEDBACK_SOURCE))
+        watermark = pd.Timestamp(feedback["created_at"].max()).isoformat()
+        logger.info("Merged %d feedback rows logged since %s.", n_feedback, since)
+    train, test = _timed(timings, "validate", validate_task, dataset, config)
+    if SHUFFLED_LABELS in ablations:
+        train = shuffle_labels(train, config.train.seed)
+    router = MixLLMRouter(config)
+    tags0 = _timed(timings, "tag", tag_task, router, train)
+    X, tags = _timed(timings, "embed", embed_task, router, train, tags0)
+    _timed(timings, "train_predictors", predictors_task, router, train, X, tags)
+    _timed(timings, "calibrate", calibrate_task, router, train, X, tags)
+    report = _timed(timings, "evaluate", evaluate_task, router, train, test)
+    options = {
+        "data": source,
+        "ablations": ",".join(ablations) or "none",
+        "model_name": model_name,
+        "experiment": experiment,
+        "aiq_tolerance": aiq_tolerance,
+        "quality_tolerance": quality_tolerance,
+        "feedback_rows": n_feedback,
+        "watermark": watermark,
+    }
+    t0 = time.perf_counter()
+    # A record lets `mixllm evaluate` find the held-out rows; feedback rows are not in `source`.
+    record = None if use_feedback else workflow.make_record(source, dataset, train, test, config)
+    registered = register_task(router, dataset, test, report, config, timings, options, record)
+    timings["register"] = round(time.perf_counter() - t0, 3)
+    logger.info(
+        "Registered %s v%s as @%s: %s",
+        model_name,
+        registered.version,
+        registered.alias,
+        registered.reason,
+    )
+    return TrainResult(
+        model_name=model_name,
+        version=registered.version,
+        alias=registered.alias,
+        reason=registered.reason,
+        run_id=registered.run_id,
+        model_uri=registered.model_uri,
+        tracking_uri=uri,
+        evaluation_markdown=report.to_markdown(),
+        timings=timings,
+        feedback_rows=n_feedback,
+    )
+
+
+@flow(name="mixllm-train")
+def train_flow(
+    data: str | None = None,
+    budget_pct: float | None = None,
+    seed: int | None = None,
+    ablations: list[str] | None = None,
+    config_path: str | None = None,
+    model_name: str = registry.MODEL_NAME,
+    experiment: str = registry.EXPERIMENT_NAME,
+    aiq_tolerance: float = registry.AIQ_TOLERANCE,
+    quality_tolerance: float = registry.QUALITY_TOLERANCE,
+) -> TrainResult:
+    """Train, evaluate, register and gate one MixLLM router version."""
+    result = _pipeline(
+        data=data,
+        budget_pct=budget_pct,
+        seed=seed,
+        ablations=list(ablations or []),
+        config_path=config_path,
+        model_name=model_name,
+        experiment=experiment,
+        aiq_tolerance=aiq_tolerance,
+        quality_tolerance=quality_tolerance,
+    )
+    assert result is not None  # only the feedback path can stop early
+    return result
+
+
+@flow(name="mixllm-retrain")
+def retrain_flow(
+    data: str | None = None,
+    feedback_url: str | None = None,
+    budget_pct: float | None = None,
+    seed: int | None = None,
+    config_path: str | None = None,
+    model_name: str = registry.MODEL_NAME,
+    experiment: str = registry.EXPERIMENT_NAME,
+    aiq_tolerance: float = registry.AIQ_TOLERANCE,
+    quality_tolerance: float = registry.QUALITY_TOLERANCE,
+) -> TrainResult | None:
+    """Retrain on the base data + feedback since the champion's watermark; None if none."""
+    return _pipeline(
+        data=data,
+        budget_pct=budget_pct,
+        seed=seed,
+        ablations=[],
+        config_path=config_path,
+        model_name=model_name,
+        experiment=experiment,
+        aiq_tolerance=aiq_tolerance,
+        quality_tolerance=quality_tolerance,
+        feedback_url=feedback_url,
+        use_feedback=True,
+    )
+
+
+def retraining_deployment(
+    name: str = "mixllm-retrain",
+    cron: str = "0 3 * * *",
+    data: str | None = None,
+    config_path: str | None = None,
+    feedback_url: str | None = None,
+) -> Any:
+    """`retrain_flow` as a deployment on a cron schedule (a RunnerDeployment)."""
+    parameters = {"data": data, "config_path": config_path, "feedback_url": feedback_url}
+    return retrain_flow.to_deployment(
+        name=name,
+        cron=cron,
+        parameters={k: v for k, v in parameters.items() if v is not None},
+        description="Retrain the MixLLM router on base data + new feedback, gate and register.",
+        tags=["mixllm"],
+    )
+
+
+def serve_retraining(**kwargs: Any) -> None:
+    """Serve the retraining deployment until interrupted (needs a Prefect server)."""
+    from prefect import serve
+
+    serve(retraining_deployment(**kwargs))

@@ -1,0 +1,146 @@
+"""`mixllm pipeline`, `mixllm ui` and `mixllm schedule`: the training pipeline's commands.
+
+prefect and mlflow are imported inside the commands, after the embedded-store defaults are
+in the environment (Prefect reads its settings when it is imported).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mixllm.registry import project_root
+
+DEFAULT_CRON = "0 3 * * *"
+DEPLOYMENT_NAME = "mixllm-retrain"
+SERVER_HINT = (
+    "start one with `prefect server start --host 127.0.0.1` and "
+    "`export PREFECT_API_URL=http://127.0.0.1:4200/api`"
+)
+
+
+def store_defaults() -> None:
+    """Embedded stores under the project unless the environment names others."""
+    root = project_root()
+    defaults = {
+        "PREFECT_HOME": str(root / ".prefect"),
+        # A cold ephemeral Prefect server (fresh home, 2 cores) needs more than the 20 s default.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+
+
+def ui_address(uri: str, port: int = 5000) -> str:
+    """Where to look at the registered model in the MLflow UI."""
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/#/models/mixllm-router"
+    return f"http://127.0.0.1:{port}/#/models/mixllm-router (start it with `mixllm ui`)"
+
+
+def pipeline(
+    data: Annotated[str | None, typer.Option(help="Data file, directory or hf:// URL.")] = None,
+    budget_pct: Annotated[
+        float | None, typer.Option(help="Budget, % of the reference LLM's cost per query.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="MixLLM config YAML.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of splits and models.")] = None,
+    ablation: Annotated[
+        list[str] | None, typer.Option(help="Ablation to apply (repeatable).")
+    ] = None,
+) -> None:
+    """Run the training flow once: train, evaluate, register and gate a new router version."""
+    store_defaults()
+    from flows.training import train_flow
+    from mixllm.errors import MixLLMError
+
+    try:
+        result = train_flow(
+            data=data,
+            budget_pct=budget_pct,
+            seed=seed,
+            ablations=list(ablation or []),
+            config_path=str(config) if config else None,
+        )
+    except MixLLMError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(result.evaluation_markdown)
+    typer.echo(f"Registered {result.model_name} version {result.version} as @{result.alias}")
+    typer.echo(f"Gate: {result.reason}")
+    typer.echo("Stage timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
+    typer.echo(f"Tracking store: {result.tracking_uri}")
+    typer.echo(f"MLflow UI: {ui_address(result.tracking_uri)}")
+
+
+def ui(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+) -> None:
+    """Start the MLflow UI on 127.0.0.1 over the project's tracking store."""
+    store_defaults()
+    from mixllm import registry
+
+    uri = registry.configure()
+    if uri.startswith(("http://", "https://")):
+        typer.echo(f"The tracking store is already an MLflow server: open {uri}")
+        return
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        uri,
+    ]
+    root = registry.artifact_location(uri)
+    if root:
+        cmd += ["--default-artifact-root", root]
+    typer.echo(f"MLflow UI on http://127.0.0.1:{port} over {uri} (Ctrl-C stops it)")
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the UI is meant to stop
+        subprocess.run(cmd, check=False)
+
+
+def schedule(
+    cron: Annotated[str, typer.Option(help="Cron expression of the retraining.")] = DEFAULT_CRON,
+    data: Annotated[str | None, typer.Option(help="Base training data.")] = None,
+    config: Annotated[Path | None, typer.Option(help="MixLLM config YAML.")] = None,
+    feedback_url: Annotated[
+        str | None, typer.Option(help="Feedback store URL (default: the service's).")
+    ] = None,
+    name: Annotated[str, typer.Option(help="Deployment name.")] = DEPLOYMENT_NAME,
+) -> None:
+    """Serve the retraining flow on a cron schedule (needs a Prefect server: PREFECT_API_URL)."""
+    store_defaults()
+    if not os.environ.get("PREFECT_API_URL"):
+        typer.echo(f"error: schedules need a Prefect server; {SERVER_HINT}", err=True)
+        raise typer.Exit(2)
+    from flows.training import serve_retraining
+
+    serve_retraining(
+        name=name,
+        cron=cron,
+        data=data,
+        config_path=str(config) if config else None,
+        feedback_url=feedback_url,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the pipeline commands to the `mixllm` app."""
+    app.command("pipeline")(pipeline)
+    app.command("ui")(ui)
+    app.command("schedule")(schedule)

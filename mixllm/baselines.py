@@ -1,0 +1,444 @@
+"""Baseline routers that MixLLM is compared against.
+
+Learned baselines predict a quality matrix ``(n, k)`` from query features (or tags) and
+are turned into routers by ``metrics.choose`` with a shared cost estimate
+(``LinearCostModel``), exactly like any other score-based router. Non-learned baselines
+(oracle, random, single LLM) return per-query choices directly. Quality matrices may
+contain NaN (unobserved outcome): every learned baseline fits each LLM on the rows where
+that LLM was observed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPRegressor
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVR
+
+from mixllm import metrics
+from mixllm.errors import DataError, NotFittedError
+
+
+def _check_quality(quality: np.ndarray, n: int) -> np.ndarray:
+    q = np.asarray(quality, dtype=float)
+    if q.ndim != 2 or q.shape[0] != n:
+        raise DataError(f"quality must be (n_queries={n}, n_llms), got {q.shape}")
+    return q
+
+
+def _column_means(quality: np.ndarray) -> np.ndarray:
+    """Per-LLM mean observed quality; 0.5 for an LLM never observed (no information)."""
+    ok = ~np.isnan(quality)
+    sums = np.where(ok, quality, 0.0).sum(axis=0)
+    counts = ok.sum(axis=0)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), 0.5)
+
+
+def _mask_groups(quality: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Group LLM columns sharing the same observed rows: ``[(cols, rows), ...]``.
+
+    Dense RouterBench data gives one group, so a multi-output model is fitted once;
+    sparse logs fall back to one model per observation pattern.
+    """
+    ok = ~np.isnan(quality)
+    groups: dict[bytes, list[int]] = {}
+    for j in range(quality.shape[1]):
+        groups.setdefault(np.packbits(ok[:, j]).tobytes(), []).append(j)
+    return [(np.array(cols), np.flatnonzero(ok[:, cols[0]])) for cols in groups.values()]
+
+
+class _QualityRegressor:
+    """Shared plumbing: NaN-aware fit per observation pattern, clipped predictions."""
+
+    name = "base"
+
+    def __init__(self) -> None:
+        self.n_llms_: int | None = None
+        self.fallback_: np.ndarray | None = None
+
+    def _start_fit(self, X: np.ndarray, quality: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        X = np.asarray(X, dtype=float)
+        q = _check_quality(quality, len(X))
+        self.n_llms_ = q.shape[1]
+        self.fallback_ = _column_means(q)
+        return X, q
+
+    def _check_fitted(self) -> None:
+        if self.n_llms_ is None:
+            raise NotFittedError(f"{type(self).__name__} used before fit")
+
+
+class KNNRouter(_QualityRegressor):
+    """RouterBench KNN: mean quality of the ``n_neighbors`` most cosine-similar train queries."""
+
+    name = "knn"
+
+    def __init__(self, n_neighbors: int = 10) -> None:
+        super().__init__()
+        self.n_neighbors = n_neighbors
+
+    def fit(
+        self, X_train: np.ndarray, quality_train: np.ndarray, cost_train: Any = None, **kw: Any
+    ) -> KNNRouter:
+        """Store L2-normalised train features and the quality matrix."""
+        X, q = self._start_fit(X_train, quality_train)
+        self.X_ = _unit_rows(X)
+        self.quality_ = q
+        return self
+
+    def predict_quality(self, X: np.ndarray) -> np.ndarray:
+        """Per-LLM mean quality of the nearest train queries that observed that LLM."""
+        self._check_fitted()
+        sim = _unit_rows(np.asarray(X, dtype=float)) @ self.X_.T
+        out = np.empty((len(sim), self.n_llms_))
+        for cols, rows in _mask_groups(self.quality_):
+            if len(rows) == 0:
+                out[:, cols] = self.fallback_[cols]
+                continue
+            kk = min(self.n_neighbors, len(rows))
+            # argpartition on negated similarity: the kk most similar, order irrelevant.
+            nn = np.argpartition(-sim[:, rows], kk - 1, axis=1)[:, :kk]
+            out[:, cols] = self.quality_[rows[nn]][:, :, cols].mean(axis=1)
+        return out
+
+
+def _unit_rows(X: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.where(norms > 0, norms, 1.0)
+
+
+class MLPRouter(_QualityRegressor):
+    """sklearn ``MLPRegressor``, multi-output on per-LLM quality (small and quick)."""
+
+    name = "mlp"
+
+    def __init__(
+        self,
+        hidden: tuple[int, ...] = (64,),
+        max_iter: int = 60,
+        alpha: float = 1e-3,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.hidden, self.max_iter, self.alpha, self.seed = hidden, max_iter, alpha, seed
+
+    def fit(
+        self, X_train: np.ndarray, quality_train: np.ndarray, cost_train: Any = None, **kw: Any
+    ) -> MLPRouter:
+        """One multi-output MLP per observation pattern (one in total on dense data)."""
+        X, q = self._start_fit(X_train, quality_train)
+        self.scaler_ = StandardScaler().fit(X)
+        Xs = self.scaler_.transform(X)
+        self.models_: list[tuple[np.ndarray, MLPRegressor | None]] = []
+        for cols, rows in _mask_groups(q):
+            if len(rows) < 2:
+                self.models_.append((cols, None))
+                continue
+            mlp = MLPRegressor(
+                hidden_layer_sizes=self.hidden,
+                alpha=self.alpha,
+                max_iter=self.max_iter,
+                learning_rate_init=1e-3,
+                batch_size=min(64, len(rows)),
+                random_state=self.seed,
+            )
+            _quiet_fit(mlp, Xs[rows], q[np.ix_(rows, cols)])
+            self.models_.append((cols, mlp))
+        return self
+
+    def predict_quality(self, X: np.ndarray) -> np.ndarray:
+        """Predicted quality clipped to [0, 1]."""
+        self._check_fitted()
+        Xs = self.scaler_.transform(np.asarray(X, dtype=float))
+        out = np.empty((len(Xs), self.n_llms_))
+        for cols, mlp in self.models_:
+            if mlp is None:
+                out[:, cols] = self.fallback_[cols]
+            else:
+                out[:, cols] = mlp.predict(Xs).reshape(len(Xs), len(cols))
+        return np.clip(out, 0.0, 1.0)
+
+
+def _quiet_fit(model: Any, X: np.ndarray, y: np.ndarray) -> None:
+    """Fit, silencing the expected ConvergenceWarning of a deliberately short training."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y)
+
+
+class SVMRouter(_QualityRegressor):
+    """One RBF ``SVR`` per LLM regressing quality on the features (observed rows only)."""
+
+    name = "svm"
+
+    def __init__(self, C: float = 1.0, epsilon: float = 0.1, gamma: str | float = "scale"):
+        super().__init__()
+        self.C, self.epsilon, self.gamma = C, epsilon, gamma
+
+    def fit(
+        self, X_train: np.ndarray, quality_train: np.ndarray, cost_train: Any = None, **kw: Any
+    ) -> SVMRouter:
+        """Fit one SVR per LLM; an LLM with a constant observed quality keeps that constant."""
+        X, q = self._start_fit(X_train, quality_train)
+        self.scaler_ = StandardScaler().fit(X)
+        Xs = self.scaler_.transform(X)
+        self.models_: list[SVR | None] = []
+        for j in range(q.shape[1]):
+            rows = np.flatnonzero(~np.isnan(q[:, j]))
+            y = q[rows, j]
+            if len(rows) < 2 or np.ptp(y) == 0:
+                self.models_.append(None)
+                if len(rows):
+                    self.fallback_[j] = y[0]
+                continue
+            svr = SVR(C=self.C, epsilon=self.epsilon, gamma=self.gamma)
+            self.models_.append(svr.fit(Xs[rows], y))
+        return self
+
+    def predict_quality(self, X: np.ndarray) -> np.ndarray:
+        """Predicted quality clipped to [0, 1]."""
+        self._check_fitted()
+        Xs = self.scaler_.transform(np.asarray(X, dtype=float))
+        cols = [
+            np.full(len(Xs), self.fallback_[j]) if m is None else m.predict(Xs)
+            for j, m in enumerate(self.models_)
+        ]
+        return np.clip(np.column_stack(cols), 0.0, 1.0)
+
+
+class MFRouter(_QualityRegressor):
+    """RouteLLM matrix factorisation generalised to N LLMs, in torch (CPU).
+
+    ``logit(q, j) = <P x_q, e_j> + b_j`` with a learned projection ``P`` of the standardised
+    query features, one embedding ``e_j`` and bias ``b_j`` per LLM; trained full-batch
+    with Adam on binary cross-entropy over the observed (query, LLM, quality) triples
+    (fractional qualities act as soft labels). Deterministic given ``seed``.
+    """
+
+    name = "mf"
+
+    def __init__(
+        self,
+        dim: int = 32,
+        epochs: int = 200,
+        lr: float = 1e-2,
+        weight_decay: float = 1e-4,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.dim, self.epochs, self.lr = dim, epochs, lr
+        self.weight_decay, self.seed = weight_decay, seed
+
+    def fit(
+        self, X_train: np.ndarray, quality_train: np.ndarray, cost_train: Any = None, **kw: Any
+    ) -> MFRouter:
+        """Train projection, LLM embeddings and biases on the observed triples."""
+        import torch
+
+        X, q = self._start_fit(X_train, quality_train)
+        self.mu_, self.sd_ = X.mean(axis=0), X.std(axis=0) + 1e-8
+        gen = torch.Generator().manual_seed(self.seed)
+        d, k = X.shape[1], q.shape[1]
+        # Small init keeps the first logits near 0 (p = 0.5) so BCE starts well-behaved.
+        proj = torch.randn(d, self.dim, generator=gen, dtype=torch.float64) / np.sqrt(d)
+        emb = torch.randn(k, self.dim, generator=gen, dtype=torch.float64) * 0.1
+        bias = torch.logit(torch.as_tensor(np.clip(self.fallback_, 0.02, 0.98)))
+        params = [t.clone().requires_grad_(True) for t in (proj, emb, bias)]
+        xs = torch.as_tensor((X - self.mu_) / self.sd_)
+        obs = torch.as_tensor(~np.isnan(q))
+        target = torch.as_tensor(np.nan_to_num(q, nan=0.0))
+        opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
+        n_obs = obs.sum().clamp(min=1)
+        for _ in range(self.epochs):
+            opt.zero_grad()
+            logits = (xs @ params[0]) @ params[1].T + params[2]
+            loss = (loss_fn(logits, target) * obs).sum() / n_obs
+            loss.backward()
+            opt.step()
+        self.params_ = [p.detach().numpy().copy() for p in params]
+        return self
+
+    def predict_quality(self, X: np.ndarray) -> np.ndarray:
+        """Sigmoid of the bilinear score: predicted probability of a good answer."""
+        self._check_fitted()
+        proj, emb, bias = self.params_
+        xs = (np.asarray(X, dtype=float) - self.mu_) / self.sd_
+        logits = (xs @ proj) @ emb.T + bias
+        return 1.0 / (1.0 + np.exp(-logits))
+
+
+class TagMeanRouter:
+    """Mean quality per (tag, LLM); a multi-tag query averages its tags' means.
+
+    A tag never seen in training (or seen, but never with that LLM observed) stands for
+    the LLM's global mean quality. ``smoothing`` > 0 shrinks each tag mean towards the
+    global mean with that many pseudo-observations (0: plain means, the default).
+    """
+
+    name = "tag_mean"
+
+    def __init__(self, smoothing: float = 0.0) -> None:
+        self.smoothing = smoothing
+        self.tag_means_: dict[str, np.ndarray] | None = None
+
+    def fit(
+        self,
+        tags_train: Sequence[Sequence[str]],
+        quality_train: np.ndarray,
+        cost_train: Any = None,
+        **kw: Any,
+    ) -> TagMeanRouter:
+        """Per-tag, per-LLM mean of the observed qualities."""
+        q = _check_quality(quality_train, len(tags_train))
+        self.global_ = _column_means(q)
+        ok = ~np.isnan(q)
+        qz = np.where(ok, q, 0.0)
+        sums: dict[str, np.ndarray] = {}
+        counts: dict[str, np.ndarray] = {}
+        for i, tags in enumerate(tags_train):
+            for tag in set(tags):
+                sums[tag] = sums.get(tag, 0.0) + qz[i]
+                counts[tag] = counts.get(tag, 0) + ok[i]
+        s = self.smoothing
+        self.tag_means_ = {
+            t: np.where(
+                counts[t] > 0,
+                (sums[t] + s * self.global_) / np.maximum(counts[t] + s, 1e-12),
+                self.global_,
+            )
+            for t in sums
+        }
+        return self
+
+    def predict_quality(self, tags: Sequence[Sequence[str]]) -> np.ndarray:
+        """Average of the query's tag means; no tag at all gives the global LLM means."""
+        if self.tag_means_ is None:
+            raise NotFittedError("TagMeanRouter used before fit")
+        out = np.empty((len(tags), len(self.global_)))
+        for i, qtags in enumerate(tags):
+            means = [self.tag_means_.get(t, self.global_) for t in dict.fromkeys(qtags)]
+            out[i] = np.mean(means, axis=0) if means else self.global_
+        return out
+
+
+class LinearCostModel:
+    """Per-LLM least-squares line ``cost ~ a + b * prompt_tokens`` (the baselines' c_hat)."""
+
+    def fit(self, prompt_tokens: np.ndarray, cost_train: np.ndarray) -> LinearCostModel:
+        """Fit one line per LLM on its observed costs; a flat mean when tokens do not vary."""
+        t = np.asarray(prompt_tokens, dtype=float)
+        c = np.asarray(cost_train, dtype=float)
+        if c.ndim != 2 or c.shape[0] != len(t):
+            raise DataError(f"cost must be (n_queries={len(t)}, n_llms), got {c.shape}")
+        self.coef_ = np.zeros((c.shape[1], 2))  # (intercept, slope) per LLM
+        for j in range(c.shape[1]):
+            ok = np.isfinite(c[:, j]) & np.isfinite(t)
+            if not ok.any():
+                continue
+            if np.ptp(t[ok]) == 0:
+                self.coef_[j] = (c[ok, j].mean(), 0.0)
+                continue
+            A = np.column_stack([np.ones(ok.sum()), t[ok]])
+            self.coef_[j] = np.linalg.lstsq(A, c[ok, j], rcond=None)[0]
+        # Never predict below the cheapest cost actually seen: a negative or zero price
+        # would make a sweep pick that LLM for free.
+        self.floor_ = np.array(
+            [np.nanmin(c[:, j]) if np.isfinite(c[:, j]).any() else 0.0 for j in range(c.shape[1])]
+        )
+        return self
+
+    def predict(self, prompt_tokens: np.ndarray) -> np.ndarray:
+        """Predicted cost ``(n, k)`` in dollars."""
+        if not hasattr(self, "coef_"):
+            raise NotFittedError("LinearCostModel used before fit")
+        t = np.asarray(prompt_tokens, dtype=float)[:, None]
+        return np.maximum(self.coef_[:, 0] + self.coef_[:, 1] * t, self.floor_)
+
+
+class OracleRouter:
+    """Recorded best quality per query, cheapest among ties (the unreachable upper bound)."""
+
+    name = "oracle"
+
+    def fit(self, *args: Any, **kw: Any) -> OracleRouter:
+        """Nothing to learn."""
+        return self
+
+    def choose(self, quality: np.ndarray, cost: np.ndarray) -> np.ndarray:
+        """Per-query index of the best recorded quality, cheapest among ties."""
+        q = np.where(np.isnan(quality), -np.inf, quality)
+        best = q.max(axis=1, keepdims=True)
+        c = np.where(np.isnan(cost), np.inf, cost)
+        return np.argmin(np.where(q >= best, c, np.inf), axis=1)
+
+    def curve_choices(
+        self, quality: np.ndarray, cost: np.ndarray, lambdas: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Choices ``(m, n)`` maximising recorded ``quality - lambda * cost``; row 0 = ``choose``.
+
+        With recorded outcomes this Lagrangian sweep traces the best reachable mean
+        quality at every budget, so the oracle gets a curve (an upper bound on every
+        router's hull, up to grid resolution) instead of a single point that AIQ would
+        score 0 at costs below it.
+        """
+        lams = metrics.lambda_grid(cost, 120) if lambdas is None else np.asarray(lambdas)
+        return metrics.choose(quality, cost, lams)
+
+
+class RandomRouter:
+    """Uniform random LLM per query, seeded: one operating point."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def fit(self, *args: Any, **kw: Any) -> RandomRouter:
+        """Nothing to learn."""
+        return self
+
+    def choose(self, n_queries: int, n_llms: int) -> np.ndarray:
+        """``n_queries`` uniform draws from ``range(n_llms)``."""
+        return np.random.default_rng(self.seed).integers(0, n_llms, size=n_queries)
+
+
+class SingleLLMRouter:
+    """Always the same LLM: one operating point."""
+
+    def __init__(self, llm: str) -> None:
+        self.name = self.llm = llm
+
+    def fit(self, *args: Any, **kw: Any) -> SingleLLMRouter:
+        """Nothing to learn."""
+        return self
+
+    def choose(self, n_queries: int, llms: Sequence[str]) -> np.ndarray:
+        """Index of this LLM in ``llms``, for every query."""
+        return np.full(n_queries, list(llms).index(self.llm))
+
+
+LEARNED = ("knn", "mlp", "svm", "mf", "tag_mean")
+
+
+def make_baselines(seed: int = 0, llms: Sequence[str] = ()) -> dict[str, Any]:
+    """Fresh baselines by name: ``knn, mlp, svm, mf, tag_mean, oracle, random`` + one per LLM."""
+    out: dict[str, Any] = {
+        "knn": KNNRouter(),
+        "mlp": MLPRouter(seed=seed),
+        "svm": SVMRouter(),
+        "mf": MFRouter(seed=seed),
+        "tag_mean": TagMeanRouter(),
+        "oracle": OracleRouter(),
+        "random": RandomRouter(seed=seed),
+    }
+    for llm in llms:
+        if llm in out:
+            raise ValueError(f"LLM name {llm!r} clashes with a baseline name")
+        out[llm] = SingleLLMRouter(llm)
+    return out

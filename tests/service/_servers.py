@@ -1,0 +1,144 @@
+"""Real servers for the service tests: subprocess helpers and a small OpenAI-compatible
+upstream (uvicorn in a thread) whose paths answer, fail, hang or stream on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float, log: Path) -> None:
+    """Poll ``url`` until it answers 200; fail with the server log if it dies or times out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} not healthy after {timeout_s}s:\n{log.read_text()[-4000:]}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a server started with start_new_session=True: its process group, by its PID."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+# -- an OpenAI-compatible upstream ---------------------------------------------------------
+
+UPSTREAM_TEXT = "upstream says hello"
+
+
+def _completion(body: dict) -> dict:
+    last = body["messages"][-1]["content"]
+    return {
+        "id": "chatcmpl-upstream",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "?"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": f"{UPSTREAM_TEXT}: {last}"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12},
+    }
+
+
+async def _ok(request: Request) -> Response:
+    body = await request.json()
+    if not body.get("stream"):
+        return JSONResponse(_completion(body))
+
+    async def events():
+        for piece in [{"role": "assistant"}, {"content": UPSTREAM_TEXT}, {"content": "!"}]:
+            chunk = {
+                "id": "x",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": body["model"],
+                "choices": [{"index": 0, "delta": piece}],
+            }
+            yield f"data: {json.dumps(chunk)}\n\n"
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+async def _fail(_: Request) -> Response:
+    return JSONResponse({"error": {"message": "upstream exploded"}}, status_code=500)
+
+
+async def _slow(_: Request) -> Response:
+    await asyncio.sleep(5)
+    return JSONResponse({})
+
+
+async def _garbage(_: Request) -> Response:
+    return Response("<html>not json</html>", media_type="text/html")
+
+
+class Upstream:
+    """Paths /ok, /fail, /slow and /garbage, each with /v1/chat/completions below."""
+
+    def __init__(self) -> None:
+        routes = [
+            Route(f"/{name}/v1/chat/completions", fn, methods=["POST"])
+            for name, fn in (("ok", _ok), ("fail", _fail), ("slow", _slow), ("garbage", _garbage))
+        ]
+        self.port = free_port()
+        config = uvicorn.Config(
+            Starlette(routes=routes), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def url(self, name: str) -> str:
+        """Base URL (OpenAI style, ending in /v1) of one behaviour."""
+        return f"http://127.0.0.1:{self.port}/{name}/v1"
+
+    def __enter__(self) -> Upstream:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("upstream did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -1,0 +1,153 @@
+"""Fixtures of the service tests: isolated homes, the tiny dataset, one trained router,
+MLflow stores with a registered champion, and the in-process BentoML app."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.service._data import write_tiny
+from tests.service._servers import Upstream
+
+PG_ADMIN_URL = os.environ.get("MIXLLM_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+VENV_BIN = Path(sys.executable).parent
+FAST_CONFIG = {
+    "encoder": {"finetune": False},
+    "predictor": {
+        "n_estimators": 10,
+        "n_bags": 1,
+        "min_child_samples": 3,
+        "num_leaves": 4,
+        "threads": 1,
+    },
+    "decision": {"lambda_grid_size": 12},
+}
+
+
+@pytest.fixture(scope="session")
+def svc_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Quiet, isolated homes for MixLLM, BentoML, Prometheus and MLflow."""
+    root = tmp_path_factory.mktemp("service")
+    (root / "prom").mkdir()
+    values = {
+        "MIXLLM_HOME": str(root / "mixllm-home"),
+        "BENTOML_HOME": str(root / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "PROMETHEUS_MULTIPROC_DIR": str(root / "prom"),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in values.items():
+            mp.setenv(key, value)
+        mp.delenv("PREFECT_API_URL", raising=False)
+        mp.delenv("MIXLLM_FEEDBACK_URL", raising=False)
+        mp.delenv("MIXLLM_BACKENDS", raising=False)
+        yield root
+
+
+@pytest.fixture(scope="session")
+def tiny_csv(svc_root: Path) -> Path:
+    """The tiny RouterBench-format CSV (90 queries, 4 LLMs)."""
+    return write_tiny(svc_root / "tiny.csv")
+
+
+@pytest.fixture(scope="session")
+def fast_config_path(svc_root: Path) -> Path:
+    """A router config that trains in seconds (no encoder fine-tuning, tiny trees)."""
+    from mixllm.config import MixLLMConfig
+
+    path = svc_root / "fast.yaml"
+    MixLLMConfig.model_validate(FAST_CONFIG).to_yaml(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def router_dir(svc_root: Path, tiny_csv: Path, fast_config_path: Path) -> Path:
+    """One router trained on the tiny data, saved once for every test."""
+    from mixllm.config import MixLLMConfig
+    from mixllm.data import load_routerbench
+    from mixllm.router import MixLLMRouter
+
+    router = MixLLMRouter(MixLLMConfig.from_yaml(fast_config_path))
+    router.fit(load_routerbench(tiny_csv))
+    path = svc_root / "router-v1"
+    router.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def mlflow_uri(svc_root: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh SQLite MLflow store for one test module."""
+    name = f"mlflow-{request.module.__name__.rsplit('.', 1)[-1]}"
+    uri = f"sqlite:///{svc_root / name / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("MIXLLM_ARTIFACT_ROOT", str(svc_root / name / "artifacts"))
+        yield uri
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[Upstream]:
+    """A real OpenAI-compatible HTTP upstream that answers, fails, hangs or streams."""
+    with Upstream() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def service_env(
+    svc_root: Path, tiny_csv: Path, request: pytest.FixtureRequest
+) -> Iterator[dict[str, str]]:
+    """Environment of one in-process service: its feedback DB, replay data, fast polling."""
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    values = {
+        "MIXLLM_FEEDBACK_URL": f"sqlite:///{svc_root / name / 'feedback.db'}",
+        "MIXLLM_DATA": str(tiny_csv),
+        "MIXLLM_CHAMPION_POLL_S": "0.5",
+        "MIXLLM_RETRAIN_THRESHOLD": "0",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in values.items():
+            mp.setenv(key, value)
+        yield values
+
+
+@pytest.fixture(scope="module")
+def client(mlflow_uri: str, router_dir: Path, service_env: dict[str, str]) -> Iterator:
+    """The BentoML app in process (``Service.to_asgi()``) serving champion v1."""
+    from starlette.testclient import TestClient
+
+    from flows.service import MixLLMService
+    from tests.service._registry import register_router
+
+    register_router(router_dir)
+    with TestClient(MixLLMService.to_asgi(), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A brand-new PostgreSQL database for this session, dropped afterwards."""
+    import sqlalchemy
+
+    name = f"mixllm_svc_{secrets.token_hex(4)}"
+    admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    except sqlalchemy.exc.OperationalError as exc:
+        admin.dispose()
+        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not usable: {exc}")
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

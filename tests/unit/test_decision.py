@@ -1,0 +1,58 @@
+"""Decision scores and budget calibration."""
+
+import numpy as np
+import pytest
+
+from mixllm.decision import BudgetCalibration, lambda_grid, scores
+from mixllm.errors import InvalidRequestError
+
+
+def test_score_trades_quality_for_cost():
+    q = np.array([[0.9, 0.6]])
+    c = np.array([[0.01, 0.001]])
+    u = np.zeros_like(q)
+    assert scores(q, c, u, lam=0.0, alpha=0).argmax() == 0
+    assert scores(q, c, u, lam=100.0, alpha=0).argmax() == 1
+
+
+def test_uncertainty_bonus_and_penalty_move_the_choice():
+    q = np.array([[0.7, 0.7]])
+    c = np.zeros_like(q)
+    assert scores(q, c, np.array([[0.0, 0.2]]), 0, alpha=1).argmax() == 1
+    assert scores(q, c, np.zeros_like(q), 0, 0, penalty=np.array([[0.5, 0.0]])).argmax() == 1
+
+
+def test_grid_starts_at_zero_and_grows():
+    g = lambda_grid(0.01, 10)
+    assert g[0] == 0 and np.all(np.diff(g) > 0)
+
+
+@pytest.fixture
+def calibration():
+    rng = np.random.default_rng(0)
+    n = 400
+    quality = np.column_stack([rng.random(n) < 0.9, rng.random(n) < 0.6]).astype(float)
+    cost = np.column_stack([np.full(n, 0.01), np.full(n, 0.001)])
+    pred = quality * 0.5 + 0.25
+    return BudgetCalibration.fit(pred, cost, np.zeros_like(cost), quality, cost, 0.0, 0.01)
+
+
+def test_calibrated_lambda_respects_the_budget(calibration):
+    for budget in (0.002, 0.005, 0.009):
+        lam = calibration.lambda_for(budget)
+        i = int(np.flatnonzero(calibration.lambdas == lam)[0])
+        assert calibration.mean_cost[i] <= budget
+
+
+def test_larger_budget_never_needs_a_larger_lambda(calibration):
+    lams = [calibration.lambda_for(b) for b in (0.001, 0.003, 0.006, 0.01)]
+    assert lams == sorted(lams, reverse=True)
+
+
+def test_budget_pct_is_relative_to_the_reference(calibration):
+    assert calibration.budget_usd(budget_pct=50) == pytest.approx(0.005)
+    assert calibration.budget_usd(budget_usd=0.002) == 0.002
+    with pytest.raises(InvalidRequestError, match="budget_pct"):
+        calibration.budget_usd(budget_pct=0)
+    with pytest.raises(InvalidRequestError, match="budget"):
+        calibration.budget_usd()
