@@ -55,6 +55,12 @@ async def _domain_error(_: Request, exc: MixLLMError) -> JSONResponse:
     return _error(status, str(exc), kind)
 
 
+@app.exception_handler(Exception)
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error")  # a bug: keep the traceback in the service log
+    return _error(500, f"internal error: {type(exc).__name__}: {exc}", "internal_error")
+
+
 class EdgeMiddleware:
     """Counts requests per endpoint and status; answers /healthz with the router's health."""
 

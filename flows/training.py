@@ -227,13 +227,14 @@ def validate_task(data: RoutingData, config: MixLLMConfig) -> tuple[RoutingData,
     retry_condition_fn=_retry_on_io,
     cache_policy=NO_CACHE,
 )
-def feedback_task(feedback_url: str | None, since: str | None) -> pd.DataFrame:
-    """Feedback logged after ``since`` (the champion's watermark)."""
+def feedback_task(feedback_url: str | None, model_name: str) -> tuple[pd.DataFrame, str | None]:
+    """Feedback logged after the champion's watermark, and that watermark."""
     from mixllm.feedback import FeedbackStore
 
+    since = registry.feedback_watermark(model_name)
     store = FeedbackStore(feedback_url)
     try:
-        return store.feedback_since(since)
+        return store.feedback_since(since), since
     finally:
         store.close()
 
@@ -364,18 +365,17 @@ def _pipeline(
     """The stages in order; shared by both flows."""
     timings: dict[str, float] = {}
     logger = get_run_logger()
-    uri = _timed(timings, "check_store", check_store_task)
     config = build_config(config_path, budget_pct, seed, ablations)
+    uri = _timed(timings, "check_store", check_store_task)
     source = str(data or default_data_path())
     dataset = _timed(timings, "load", load_task, source, config.prices_path)
     watermark, n_feedback = None, 0
     if use_feedback:
-        since = registry.feedback_watermark(model_name)
-        feedback = _timed(timings, "feedback", feedback_task, feedback_url, since)
-        if feedback.empty:
+        feedback, since = _timed(timings, "feedback", feedback_task, feedback_url, model_name)
+        rows = feedback_rows(feedback, dataset)
+        if rows.empty:
             logger.info("No feedback since %s: nothing to retrain.", since or "the beginning")
             return None
-        rows = feedback_rows(feedback, dataset)
         n_feedback = len(rows)
         dataset = merge_routing_data(dataset, long_from_frame(rows, source=FEEDBACK_SOURCE))
         watermark = pd.Timestamp(feedback["created_at"].max()).isoformat()
@@ -449,7 +449,8 @@ def train_flow(
         aiq_tolerance=aiq_tolerance,
         quality_tolerance=quality_tolerance,
     )
-    assert result is not None  # only the feedback path can stop early
+    if result is None:  # only the feedback path stops early; this is a bug if it happens
+        raise RuntimeError("the training pipeline returned no result")
     return result
 
 

@@ -48,7 +48,7 @@ class PredictorConfig(_Section):
     """Per-LLM LightGBM quality and output-length predictors."""
 
     # strong regularization: per-query signal is weak next to the tag prior (see BENCHMARKS)
-    n_estimators: int = Field(100, ge=10)
+    n_estimators: int = Field(300, ge=10)  # an upper bound: early stopping picks the count
     learning_rate: float = 0.03
     num_leaves: int = Field(15, ge=2)
     max_depth: int = Field(6, ge=1)  # shallow trees keep single-query prediction sub-ms
@@ -60,6 +60,7 @@ class PredictorConfig(_Section):
     use_tag_features: bool = True  # tag one-hots as features and the tag prior to boost from
     tag_prior_smoothing: float = Field(20.0, ge=0)
     pca_dim: int = Field(16, ge=2)  # embedding components fed to the trees (speed, less noise)
+    early_stopping_rounds: int = Field(20, ge=1)  # on the calibration rows
     n_bags: int = Field(3, ge=1)  # bagged models give the epistemic uncertainty
     threads: int = Field(2, ge=1)
 

@@ -111,12 +111,24 @@ class LGBMPredictors:
         objective: str,
         seed: int,
         init: np.ndarray | None = None,
+        valid: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None,
+        rounds: int | None = None,
     ) -> lgb.Booster:
         data = lgb.Dataset(X, y, init_score=init, free_raw_data=True)
         params = self._params(objective, seed)
         if init is not None:
             params["boost_from_average"] = False  # the init score already is the prior
-        return lgb.train(params, data, self.config.n_estimators)
+        if valid is None:
+            return lgb.train(params, data, rounds or self.config.n_estimators)
+        Xv, yv, init_v = valid
+        dval = lgb.Dataset(Xv, yv, init_score=init_v, reference=data)
+        stop = lgb.early_stopping(self.config.early_stopping_rounds, verbose=False)
+        booster = lgb.train(
+            params, data, self.config.n_estimators, valid_sets=[dval], callbacks=[stop]
+        )
+        # zero rounds would mean "the prior alone is best": keep one (near no-op) tree
+        booster.best_iteration = max(booster.best_iteration, 1)
+        return booster
 
     def fit(
         self,
@@ -126,9 +138,17 @@ class LGBMPredictors:
         llms: list[str],
         progress: bool = False,
         prior: np.ndarray | None = None,
+        valid: np.ndarray | None = None,
+        rounds: dict[str, int] | None = None,
     ) -> LGBMPredictors:
-        """Train the models of every LLM on its observed rows, boosting from ``prior`` (n, k)."""
+        """Train every LLM's models on its observed rows, boosting from ``prior`` (n, k).
+
+        ``valid`` (bool mask) holds rows out for early stopping: the number of boosting
+        rounds is chosen there and kept in ``rounds_``; ``rounds`` reuses such counts.
+        """
         self.llms_ = list(llms)
+        self.rounds_: dict[str, int] = dict(rounds or {})
+        self._valid = valid
         self.quality_models_: dict[str, list[lgb.Booster]] = {}
         self.length_models_: dict[str, lgb.Booster] = {}
         self.mean_tokens_: dict[str, float] = {}
@@ -142,12 +162,7 @@ class LGBMPredictors:
         if seen.sum() < max(2 * self.config.min_child_samples, 10):
             log.warning("LLM %s has %d observations: no quality model", llm, int(seen.sum()))
         else:
-            y = np.clip(quality[seen, j], 0.0, 1.0)
-            init = None if prior is None else _logit(prior[seen, j])
-            self.quality_models_[llm] = [
-                self._train(X[seen], y, "cross_entropy", self.seed + 7919 * b + j, init)
-                for b in range(self.config.n_bags)
-            ]
+            self.quality_models_[llm] = self._fit_quality(j, llm, X, quality, prior, seen)
         if output_tokens is None:
             return
         toks = output_tokens[:, j]
@@ -157,6 +172,28 @@ class LGBMPredictors:
             # Poisson regression (log link) predicts the MEAN token count, which is what
             # expected cost needs; regressing log-tokens would predict the geometric mean.
             self.length_models_[llm] = self._train(X[ok], toks[ok], "poisson", j)
+
+    def _fit_quality(self, j, llm, X, quality, prior, seen) -> list[lgb.Booster]:
+        y_all = np.clip(np.nan_to_num(quality[:, j]), 0.0, 1.0)
+        init_all = None if prior is None else _logit(prior[:, j])
+        valid = self._valid
+        rows = seen if valid is None else seen & ~valid
+
+        def part(mask):
+            return X[mask], y_all[mask], None if init_all is None else init_all[mask]
+
+        seeds = [self.seed + 7919 * b + j for b in range(self.config.n_bags)]
+        models = []
+        Xt, yt, it = part(rows)
+        if valid is not None and (seen & valid).sum() >= 10:
+            first = self._train(Xt, yt, "cross_entropy", seeds[0], it, valid=part(seen & valid))
+            self.rounds_[llm] = first.best_iteration
+            models.append(first.model_to_string(num_iteration=first.best_iteration))
+            models[0] = lgb.Booster(model_str=models[0])
+            seeds = seeds[1:]
+        rounds = self.rounds_.get(llm)
+        models += [self._train(Xt, yt, "cross_entropy", s, it, rounds=rounds) for s in seeds]
+        return models
 
     def _compile(self) -> None:
         self._order: list[tuple[str, str]] = []

@@ -291,10 +291,7 @@ def current_alias_version(name: str, alias: str, uri: str | None = None) -> str 
 
 def _is_missing(exc: Exception) -> bool:
     code = getattr(exc, "error_code", "")
-    return (
-        code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
-        or "not found" in str(exc).lower()
-    )
+    return code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower()
 
 
 def evaluate_champion(
@@ -354,10 +351,6 @@ class RegisteredVersion:
     experiment_id: str
     model_uri: str
 
-    def to_dict(self) -> dict[str, str]:
-        """Plain dict, e.g. for a flow's return value."""
-        return asdict(self)
-
 
 @contextmanager
 def training_run(
@@ -375,7 +368,9 @@ def training_run(
         try:
             yield run.info.run_id
         except BaseException as exc:
-            mlflow.set_tag("mixllm.error", f"{type(exc).__name__}: {_first_line(exc)}"[:5000])
+            # Best effort: a store that just went away must not hide the original error.
+            with contextlib.suppress(Exception):
+                mlflow.set_tag("mixllm.error", f"{type(exc).__name__}: {_first_line(exc)}"[:5000])
             raise
 
 

@@ -197,7 +197,9 @@ class MixLLMRouter:
         self._fit_projection(X[fit_idx])
         P = self._project(X)
         F = self._features(P, tags, as_batch(data.queries)[1])
-        self._fit_models(data, F, tags, fit_idx)
+        valid = np.zeros(len(data), dtype=bool)
+        valid[self.calibration_idx_] = True
+        self._fit_models(data, F, tags, np.arange(len(data)), valid=valid)
         Z = self._bandit_features(P)
         self.bandit_ = LinUCB(Z.shape[1], self.cfg.bandit.ridge, self.cfg.bandit.prior_weight)
         for j, llm in enumerate(data.llms):
@@ -213,14 +215,21 @@ class MixLLMRouter:
         return self
 
     def _fit_models(
-        self, data: RoutingData, F: np.ndarray, tags: list[list[str]], idx: np.ndarray
+        self,
+        data: RoutingData,
+        F: np.ndarray,
+        tags: list[list[str]],
+        idx: np.ndarray,
+        valid: np.ndarray | None = None,
+        rounds: dict[str, int] | None = None,
     ) -> None:
-        """Tag prior and LightGBM predictors on rows ``idx``."""
+        """Tag prior and LightGBM predictors on rows ``idx`` (``valid`` rows: early stopping)."""
         sub_tags = [tags[i] for i in idx]
+        fit_rows = idx if valid is None else idx[~valid[idx]]
         self.tag_prior_ = None
         if self.cfg.predictor.use_tag_features:
             self.tag_prior_ = TagPrior(self.cfg.predictor.tag_prior_smoothing).fit(
-                sub_tags, data.quality[idx], data.llms
+                [tags[i] for i in fit_rows], data.quality[fit_rows], data.llms
             )
         self.predictors_ = LGBMPredictors(self.cfg.predictor, self.cfg.train.seed).fit(
             F[idx],
@@ -229,6 +238,8 @@ class MixLLMRouter:
             data.llms,
             progress=True,
             prior=None if self.tag_prior_ is None else self.tag_prior_.predict(sub_tags),
+            valid=None if valid is None else valid[idx],
+            rounds=rounds,
         )
 
     def _service_time(self, data: RoutingData, j: int, llm: str) -> ServiceTime:
@@ -270,7 +281,8 @@ class MixLLMRouter:
     def refit(self, data: RoutingData, X: np.ndarray, tags: list[list[str]]) -> MixLLMRouter:
         """Retrain the predictors on every row once lambda is calibrated (same lambda)."""
         F = self._features(self._project(X), tags, as_batch(data.queries)[1])
-        self._fit_models(data, F, tags, np.arange(len(data)))
+        rounds = self.predictors_.rounds_
+        self._fit_models(data, F, tags, np.arange(len(data)), rounds=rounds)
         return self
 
     def fit(self, data: RoutingData) -> MixLLMRouter:

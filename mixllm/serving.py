@@ -53,6 +53,7 @@ from mixllm.errors import (
 )
 from mixllm.feedback import FeedbackStore, FeedbackStoreError, UnknownRequestError, redact_url
 from mixllm.latency import QueueState
+from mixllm.router import as_batch
 from mixllm.tokens import count_tokens
 
 log = logging.getLogger(__name__)
@@ -922,14 +923,14 @@ class RoutingService:
         if candidates is not None:
             _check_active(router, candidates)  # fail before paying for the embedding
         X, tags = self.batcher.encode(router, query)
-        frame = pd.DataFrame(
-            {"query": [query], "prompt_tokens": [prompt_tokens or count_tokens(query)]}
-        )
+        _, tokens = as_batch(query)
+        if prompt_tokens is not None:
+            tokens[0, 0] = float(prompt_tokens)  # the whole chat is paid for, not just the query
         with self._candidates_lock.read():
             decision = router.decide(
                 X,
                 [tags],
-                frame,
+                tokens,
                 budget_usd=budget_usd,
                 budget_pct=budget_pct,
                 candidates=candidates,

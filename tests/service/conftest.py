@@ -128,8 +128,28 @@ def client(mlflow_uri: str, router_dir: Path, service_env: dict[str, str]) -> It
     from tests.service._registry import register_router
 
     register_router(router_dir)
-    with TestClient(MixLLMService.to_asgi(), raise_server_exceptions=False) as test_client:
-        yield test_client
+    try:
+        with TestClient(MixLLMService.to_asgi(), raise_server_exceptions=False) as test_client:
+            yield test_client
+    finally:
+        _forget_bentoml_metrics()
+
+
+def _forget_bentoml_metrics() -> None:
+    """Unregister BentoML's request metrics so that the next module can build its own app.
+
+    BentoML registers them in prometheus_client's global registry once per app; a second
+    app in the same process would fail with DuplicateTimeseries.
+    """
+    from prometheus_client import REGISTRY
+
+    collectors = {
+        collector
+        for name, collector in list(REGISTRY._names_to_collectors.items())
+        if name.startswith("bentoml_")
+    }
+    for collector in collectors:
+        REGISTRY.unregister(collector)
 
 
 @pytest.fixture(scope="session")

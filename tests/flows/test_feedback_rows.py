@@ -1,0 +1,78 @@
+"""Feedback -> long-format rows -> merged with the base data (the retraining flow's input)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mixllm.data import long_from_frame, routerbench_from_frame
+from mixllm.errors import ConfigError
+from tests.flows._tiny import LLMS, STRONG, tiny_frame
+
+pytestmark = pytest.mark.flow
+
+
+@pytest.fixture(scope="module")
+def base():
+    return routerbench_from_frame(tiny_frame(5), source="tiny")
+
+
+def test_feedback_becomes_long_rows_with_costs(base) -> None:
+    from flows.training import feedback_rows
+
+    feedback = pd.DataFrame(
+        {
+            "query": ["q1", "q2", "q3"],
+            "llm": [STRONG, LLMS[1], LLMS[2]],
+            "quality": [1.0, np.nan, 0.0],
+            "cost": [0.002, 0.001, np.nan],
+            "latency_s": [0.5, 0.7, np.nan],
+            "created_at": pd.to_datetime(["2026-01-01"] * 3, utc=True),
+            "router_version": ["1"] * 3,
+        }
+    )
+    rows = feedback_rows(feedback, base)
+    assert rows["query"].tolist() == ["q1", "q3"]  # no quality: nothing to learn from
+    assert rows.loc[0, "cost"] == 0.002
+    # A missing cost is that LLM's mean recorded cost in the base data.
+    assert math.isclose(rows.loc[1, "cost"], float(np.nanmean(base.cost[:, 2])))
+    assert set(rows["source"]) == {"feedback"}
+
+
+def test_merge_keeps_base_rows_and_adds_feedback_llms(base) -> None:
+    from flows.training import merge_routing_data
+
+    extra = long_from_frame(
+        pd.DataFrame(
+            {
+                "query": ["new question", "new question"],
+                "llm": [STRONG, "brand-new-llm"],
+                "quality": [1.0, 0.5],
+                "cost": [0.01, 0.001],
+                "latency_s": [1.0, 2.0],
+                "source": ["feedback", "feedback"],
+            }
+        ),
+        source="feedback",
+    )
+    merged = merge_routing_data(base, extra)
+    assert merged.llms == [*base.llms, "brand-new-llm"]
+    assert len(merged) == len(base) + 1
+    np.testing.assert_array_equal(merged.quality[: len(base), : len(base.llms)], base.quality)
+    assert np.isnan(merged.quality[: len(base), -1]).all()  # never observed on base queries
+    assert merged.quality[-1, 0] == 1.0 and merged.quality[-1, -1] == 0.5
+    assert merged.latency_s is not None and np.isnan(merged.latency_s[0]).all()
+    assert merged.queries["source"].iloc[-1] == "feedback"
+
+
+def test_unknown_ablation_names_the_known_ones() -> None:
+    from flows.training import build_config
+
+    with pytest.raises(ConfigError, match="known: no-tags, no-finetune, no-uncertainty"):
+        build_config(None, None, None, ["no-brain"])
+    config = build_config(None, 12.5, 3, ["no-uncertainty"])
+    assert config.decision.budget_pct == 12.5 and config.train.seed == 3
+    assert config.bandit.alpha == 0.0
