@@ -89,8 +89,16 @@ def stream_experiment(
     rate_per_s: float,
     budget_pct: float,
     seed: int = 0,
+    repeat: int = 1,
 ) -> list[StreamRow]:
-    """Route ``data`` as a Poisson stream with and without the latency penalty."""
+    """Route ``data`` as a Poisson stream with and without the latency penalty.
+
+    ``repeat`` > 1 replays the queries that many times in random order, so the queues
+    reach a steady state instead of a start-up transient.
+    """
+    if repeat > 1:
+        order = np.random.default_rng(seed).permutation(np.tile(np.arange(len(data)), repeat))
+        data, service_s = data.subset(order), service_s[order]
     texts = data.queries["query"].tolist()
     X = router.encoder_.encode(texts)
     tags = router.tagger_.tag(texts, X)
@@ -242,6 +250,7 @@ def run_benchmark(
         modelled_service_times(router, test),
         rate_per_s=_rate_for(router, test),
         budget_pct=50.0,
+        repeat=3,
     )
     mp_path = messplus_path or _default_messplus()
     mp_rows, mp_info = (
@@ -253,25 +262,27 @@ def run_benchmark(
         json.dumps({"evaluation": report.to_json(), "speed": spd, "timings": timings}, indent=2)
     )
     text = render(
-        data,
-        train,
-        test,
-        report,
-        costs,
-        rb_stream,
-        mp_rows,
-        mp_info,
-        spd,
-        timings,
-        plot.name,
-        data_path,
+        BenchmarkResults(
+            data_path,
+            data,
+            train,
+            test,
+            report,
+            costs,
+            rb_stream,
+            mp_rows,
+            mp_info,
+            spd,
+            timings,
+            plot.name,
+        )
     )
     out.write_text(text)
     return out
 
 
 def _sample(data: RoutingData, n: int) -> RoutingData:
-    """A seeded sample of ``n`` queries with every source kept."""
+    """A seeded random sample of ``n`` queries (in their original order)."""
     rng = np.random.default_rng(0)
     idx = rng.choice(len(data), min(n, len(data)), replace=False)
     return data.subset(np.sort(idx))
@@ -284,25 +295,28 @@ def _rate_for(router: MixLLMRouter, test: RoutingData) -> float:
     return RATE_X_CAPACITY * router.prices_[router.reference_llm_].concurrency / service
 
 
-def _pct(x: float, ref: float) -> str:
-    return f"{100 * x / ref:.1f}"
+@dataclass
+class BenchmarkResults:
+    """Everything one benchmark run measured."""
+
+    data_path: str
+    data: RoutingData
+    train: RoutingData
+    test: RoutingData
+    report: EvaluationReport
+    costs: pd.DataFrame
+    rb_stream: list[StreamRow]
+    mp_rows: list[StreamRow]
+    mp_info: dict
+    spd: dict[str, float]
+    timings: dict[str, float]
+    plot_name: str
 
 
-def render(
-    data,
-    train,
-    test,
-    report: EvaluationReport,
-    costs,
-    rb_stream,
-    mp_rows,
-    mp_info,
-    spd,
-    timings,
-    plot_name,
-    data_path,
-) -> str:
+def render(res: BenchmarkResults) -> str:
     """The markdown report."""
+    data, train, test, report = res.data, res.train, res.test, res.report
+    spd, timings, data_path = res.spd, res.timings, res.data_path
     js = report.to_json()
     mix = js["routers"]["mixllm"]
     q25 = mix["quality_pct_at_cost_pct"]["25"]
@@ -336,7 +350,7 @@ def render(
         "",
         report.to_markdown(),
         "",
-        f"![Pareto curves]({plot_name})",
+        f"![Pareto curves]({res.plot_name})",
         "",
         "## Ablations",
         "",
@@ -361,20 +375,21 @@ def render(
         "Cost = prompt tokens x input price + predicted output tokens x output price, prices "
         "derived from the data's own `total_cost` (`mixllm prices`).",
         "",
-        costs.to_markdown(index=False, floatfmt=".4g"),
+        res.costs.to_markdown(index=False, floatfmt=".4g"),
         "",
         "## Routing under a time constraint",
         "",
         "RouterBench has no latencies: service time = the LLM's time-to-first-token + recorded "
         "response tokens / its decode speed (price-table assumptions), FIFO queues with the "
-        f"table's concurrency, Poisson arrivals at {_rate_for_text(rb_stream)}; budget 50 %; "
+        f"table's concurrency, Poisson arrivals at {RATE_X_CAPACITY:g}x what the reference LLM "
+        "alone can serve; the held-out queries replayed 3 times in random order; budget 50 %; "
         "time limit as configured.",
         "",
-        _stream_table(rb_stream),
+        _stream_table(res.rb_stream),
         "",
-        _messplus_text(mp_info),
+        _messplus_text(res.mp_info),
         "",
-        _stream_table(mp_rows) if mp_rows else "",
+        _stream_table(res.mp_rows) if res.mp_rows else "",
         "",
         "## Speed (this machine)",
         "",
@@ -407,10 +422,6 @@ def _messplus_text(info: dict) -> str:
 
 def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
-
-
-def _rate_for_text(rows) -> str:
-    return f"{RATE_X_CAPACITY:g}x the reference LLM's capacity"
 
 
 def _stream_table(rows: list[StreamRow]) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +33,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from mixllm.config import mixllm_home
 from mixllm.errors import InvalidRequestError, MixLLMError
@@ -237,7 +239,7 @@ class FeedbackStore:
 
     def get_decision(self, request_id: str) -> DecisionRecord | None:
         """The logged decision ``request_id``, None if unknown."""
-        with self._session() as s:
+        with self._db() as s:
             row = s.get(DecisionRow, request_id)
             if row is None:
                 return None
@@ -282,12 +284,12 @@ class FeedbackStore:
         since_utc = to_naive_utc(since)
         if since_utc is not None:
             stmt = stmt.where(FeedbackRow.created_at > since_utc)
-        with self._session() as s:
+        with self._db() as s:
             return int(s.execute(stmt).scalar_one())
 
     def count_decisions(self) -> int:
         """Number of logged decisions."""
-        with self._session() as s:
+        with self._db() as s:
             return int(s.execute(select(func.count()).select_from(DecisionRow)).scalar_one())
 
     def feedback_since(self, ts: datetime | str | None = None) -> pd.DataFrame:
@@ -310,13 +312,13 @@ class FeedbackStore:
         since_utc = to_naive_utc(ts)
         if since_utc is not None:
             stmt = stmt.where(FeedbackRow.created_at > since_utc)
-        with self._session() as s:
+        with self._db() as s:
             rows = s.execute(stmt).all()
         return _feedback_frame(rows)
 
     def last_trigger(self) -> datetime | None:
         """When the service last started a retraining run (naive UTC), None if never."""
-        with self._session() as s:
+        with self._db() as s:
             return s.execute(select(func.max(RetrainTriggerRow.created_at))).scalar_one()
 
     def claim_trigger(
@@ -340,7 +342,7 @@ class FeedbackStore:
             feedback_count=feedback_count,
         )
         try:
-            with self._session() as s, s.begin():
+            with self._db(write=True) as s:
                 s.add(row)
                 s.flush()
                 return row.id
@@ -351,23 +353,37 @@ class FeedbackStore:
         self, trigger_id: int, *, flow_run_id: str | None, error: str | None
     ) -> None:
         """Attach the outcome (flow run id or error) to a claimed trigger."""
-        with self._session() as s, s.begin():
+        with self._db(write=True) as s:
             row = s.get(RetrainTriggerRow, trigger_id)
             if row is not None:
                 row.flow_run_id = flow_run_id
                 row.error = error
 
+    @contextmanager
+    def _db(self, write: bool = False) -> Iterator[Session]:
+        """A session (in a transaction if ``write``); database failures become
+        FeedbackStoreError, constraint violations stay IntegrityError for the caller."""
+        try:
+            with self._session() as s:
+                if write:
+                    with s.begin():
+                        yield s
+                else:
+                    yield s
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise FeedbackStoreError(
+                f"feedback database {redact_url(self.url)} failed: {_first_line(exc)}"
+            ) from exc
+
     def _commit(self, row: _Base, what: str) -> None:
         """Add ``row`` and commit; database failures become FeedbackStoreError."""
         try:
-            with self._session() as s, s.begin():
+            with self._db(write=True) as s:
                 s.add(row)
         except IntegrityError as exc:
             raise InvalidRequestError(f"cannot store {what}: {_first_line(exc)}") from exc
-        except SQLAlchemyError as exc:
-            raise FeedbackStoreError(
-                f"cannot store {what} in {redact_url(self.url)}: {_first_line(exc)}"
-            ) from exc
 
 
 def _feedback_frame(rows: list[Any]) -> pd.DataFrame:

@@ -30,7 +30,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -106,7 +105,7 @@ def describe_validation(errors: list[dict[str, Any]]) -> str:
         if err.get("type") in ("json_invalid", "json_type"):
             return "request body is not valid JSON" + _ctx_error(err)
         if err.get("type") == "model_attributes_type":
-            return "request body must be a JSON object"
+            return "request body must be a JSON object (sent as Content-Type: application/json)"
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{where}: {msg}")
     return "; ".join(parts) or "invalid request"
@@ -124,14 +123,6 @@ def bad_param(errors: list[dict[str, Any]]) -> str | None:
 def _ctx_error(err: dict[str, Any]) -> str:
     detail = (err.get("ctx") or {}).get("error")
     return f" ({detail})" if detail else ""
-
-
-def parse_request(model: type[BaseModel], data: Any) -> Any:
-    """Validate ``data`` as ``model``; InvalidRequestError names the bad fields."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidRequestError(describe_validation(exc.errors())) from None
 
 
 # -- settings --------------------------------------------------------------------------
@@ -1067,6 +1058,9 @@ class RoutingService:
             yield openai_compat.sse(openai_compat.error_body(str(exc), kind=kind, code=str(status)))
         finally:
             self.inflight.leave(llm)
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()  # a client that hung up must not keep the backend connection
         yield openai_compat.SSE_DONE
 
     def _count_backend_error(self, backend: str, exc: BackendError) -> None:
@@ -1116,9 +1110,9 @@ class RoutingService:
                 cost=req.cost,
                 latency_s=req.latency_s,
             )
-        except MixLLMError as exc:
-            log.warning("feedback stored but not applied online: %s", exc)
-            return False, f"stored; not applied online: {exc}"
+        except Exception as exc:  # the row is committed: the answer must stay a 2xx
+            log.warning("feedback stored but not applied online: %s", exc, exc_info=True)
+            return False, f"stored; not applied online: {type(exc).__name__}: {exc}"
         return True, None
 
     # -- retraining trigger -------------------------------------------------------------
@@ -1133,7 +1127,7 @@ class RoutingService:
             if n < threshold:
                 return
             claim = self.store.claim_trigger(since, n, self.settings.retrain_min_gap_s)
-        except MixLLMError as exc:
+        except Exception as exc:  # the feedback is committed; retraining can wait for the next
             log.warning("retraining check failed: %s", exc)
             return
         if claim is None:
@@ -1165,7 +1159,9 @@ class RoutingService:
         self.store.finish_trigger(claim, flow_run_id=str(run_id), error=None)
         self.metrics.retrain_triggers.labels(outcome="started").inc()
         self._retrain["last"] = {"at": _now_iso(), "feedback": n, "flow_run_id": str(run_id)}
-        log.info("retraining flow run %s started (%d feedback rows since %s)", run_id, n, since)
+        log.info(
+            "retraining flow run %s started (%d feedback rows since %s)", run_id, n, since or "ever"
+        )
 
     # -- health and metrics ------------------------------------------------------------
     def health(self) -> dict[str, Any]:

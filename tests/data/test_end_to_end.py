@@ -20,20 +20,28 @@ def split_slice(tmp_path_factory):
         pytest.skip(f"real data not found at {path} (set MIXLLM_DATA or provide ../shared/data)")
     data = load_data(path)
     rng = np.random.default_rng(0)
-    keep = np.concatenate([
-        rng.choice(np.flatnonzero(data.queries["source"] == s), 80, replace=False)
-        for s in sorted(data.queries["source"].unique())
-    ])
+    keep = np.concatenate(
+        [
+            rng.choice(np.flatnonzero(data.queries["source"] == s), 80, replace=False)
+            for s in sorted(data.queries["source"].unique())
+        ]
+    )
     return data.subset(np.sort(keep)).split(0.3, 0)
 
 
 @pytest.fixture(scope="module")
 def router(split_slice, tmp_path_factory):
-    cfg = MixLLMConfig.model_validate({
-        "encoder": {"epochs": 1, "max_finetune_pairs": 64, "batch_size": 16,
-                    "cache_dir": str(tmp_path_factory.mktemp("cache"))},
-        "predictor": {"n_estimators": 40, "n_bags": 2},
-    })
+    cfg = MixLLMConfig.model_validate(
+        {
+            "encoder": {
+                "epochs": 1,
+                "max_finetune_pairs": 64,
+                "batch_size": 16,
+                "cache_dir": str(tmp_path_factory.mktemp("cache")),
+            },
+            "predictor": {"n_estimators": 40, "n_bags": 2},
+        }
+    )
     return MixLLMRouter(cfg).fit(split_slice[0])
 
 

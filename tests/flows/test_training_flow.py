@@ -89,6 +89,18 @@ def test_run_records_params_metrics_and_artifacts(first_run, store: str) -> None
     }
     artifacts = Path(registry.client().download_artifacts(first_run.run_id, "evaluation"))
     assert (artifacts / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    import mlflow
+
+    router_files = mlflow.artifacts.list_artifacts(
+        artifact_uri=f"models:/{registry.MODEL_NAME}/1/artifacts/router"
+    )
+    assert {Path(f.path).name for f in router_files} >= {
+        "encoder",
+        "router.pkl",
+        "meta.json",
+        "config.yaml",
+        "training.json",
+    }
     version = c.get_model_version(registry.MODEL_NAME, "1")
     assert version.tags[registry.TAG_GATE_REASON] == first_run.reason
     assert version.description == first_run.reason

@@ -16,18 +16,17 @@ import httpx
 import pytest
 
 from tests.service._data import SPECIALISTS, answer, query
-from tests.service._registry import register_router
 from tests.service._servers import free_port, stop, wait_healthy
 from tests.service.conftest import VENV_BIN
 
-pytestmark = [pytest.mark.service, pytest.mark.slow]
+pytestmark = [pytest.mark.service, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 THRESHOLD = 6
 DEPLOYMENT = "mixllm-retrain/mixllm-retrain"
 
 
 @pytest.fixture(scope="module")
-def e2e_env(svc_root: Path, mlflow_uri: str, tiny_csv: Path) -> dict[str, str]:
+def e2e_env(svc_root: Path, mlflow_uri: str) -> dict[str, str]:
     """Environment shared by every process of this module."""
     root = svc_root / "e2e"
     root.mkdir(exist_ok=True)
@@ -35,7 +34,6 @@ def e2e_env(svc_root: Path, mlflow_uri: str, tiny_csv: Path) -> dict[str, str]:
         **os.environ,
         "MLFLOW_TRACKING_URI": mlflow_uri,
         "MIXLLM_FEEDBACK_URL": f"sqlite:///{root / 'feedback.db'}",
-        "MIXLLM_DATA": str(tiny_csv),
         "PREFECT_HOME": str(root / "prefect-client"),
         "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
     }
@@ -116,13 +114,14 @@ def served(
     svc_root: Path,
     e2e_env: dict[str, str],
     prefect_api: str,
-    router_dir: Path,
+    tiny_csv: Path,
+    fast_config_path: Path,
     retrain_runner: None,
 ) -> Iterator[str]:
-    """`mixllm serve --port N` (which runs `bentoml serve`) over champion v1."""
-    assert register_router(router_dir) == "1"
+    """`mixllm serve --port N` on an empty registry: it trains v1 first, then runs
+    `bentoml serve` over it."""
     port = free_port()
-    log = svc_root / "bentoml-serve.log"
+    log = svc_root / "mixllm-serve.log"
     env = {
         **e2e_env,
         "PREFECT_API_URL": prefect_api,
@@ -131,16 +130,23 @@ def served(
         "MIXLLM_RETRAIN_MIN_GAP_S": "2",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # BentoML manages its own
+    cmd = [
+        str(VENV_BIN / "mixllm"),
+        "serve",
+        "--port",
+        str(port),
+        "--data",
+        str(tiny_csv),
+        "--config",
+        str(fast_config_path),
+    ]
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [str(VENV_BIN / "mixllm"), "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        wait_healthy(f"http://127.0.0.1:{port}/readyz", proc, 180, log)
+        wait_healthy(f"http://127.0.0.1:{port}/readyz", proc, 420, log)
+        assert "Registered mixllm-router version 1 as @champion" in log.read_text()
         yield f"http://127.0.0.1:{port}"
     finally:
         stop(proc)

@@ -73,34 +73,10 @@ def make_task(n: int = 240, seed: int = 0) -> RoutingData:
 
 def price_table() -> PriceTable:
     """Prices of the synthetic LLMs: premium costs 20x the cheap ones."""
-    return PriceTable(
-        [
-            LLMSpec(
-                name="cheap-coder",
-                input_price=1e-7,
-                output_price=2e-7,
-                tokens_per_s=100,
-                ttft_s=0.2,
-                concurrency=2,
-            ),
-            LLMSpec(
-                name="cheap-reader",
-                input_price=1e-7,
-                output_price=2e-7,
-                tokens_per_s=100,
-                ttft_s=0.2,
-                concurrency=2,
-            ),
-            LLMSpec(
-                name="premium",
-                input_price=2e-6,
-                output_price=4e-6,
-                tokens_per_s=20,
-                ttft_s=0.5,
-                concurrency=2,
-            ),
-        ]
-    )
+    cheap = {"input_price": 1e-7, "output_price": 2e-7, "tokens_per_s": 100, "ttft_s": 0.2}
+    premium = {"input_price": 2e-6, "output_price": 4e-6, "tokens_per_s": 20, "ttft_s": 0.5}
+    specs = {"cheap-coder": cheap, "cheap-reader": cheap, "premium": premium}
+    return PriceTable([LLMSpec(name=n, concurrency=2, **spec) for n, spec in specs.items()])
 
 
 def fast_config(**sections) -> MixLLMConfig:
