@@ -6,8 +6,8 @@ layers add theirs here, importing prefect, mlflow and bentoml only when a comman
 
 from __future__ import annotations
 
-from mixllm.cli import app
 from flows import service_cli, training_cli
+from mixllm.cli import app
 
 training_cli.register(app)
 service_cli.register(app)

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import httpx
 import numpy as np
 import pandas as pd
+import sqlalchemy.exc
 import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -28,7 +29,7 @@ from mixllm import registry, workflow
 from mixllm.benchmark import ABLATIONS as BENCHMARK_ABLATIONS
 from mixllm.config import MixLLMConfig, default_data_path
 from mixllm.data import load_data, long_from_frame
-from mixllm.errors import DataError
+from mixllm.errors import ConfigError, DataError
 from mixllm.prices import load_prices
 from mixllm.router import MixLLMRouter
 from mixllm.types import RoutingData
@@ -73,7 +74,8 @@ def _transient(exc: BaseException | None) -> bool:
         permanent = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
         if isinstance(exc, permanent):
             return False
-        if isinstance(exc, OSError | httpx.TransportError):
+        # OperationalError: a database that is down, restarting or locked (SQLite).
+        if isinstance(exc, OSError | httpx.TransportError | sqlalchemy.exc.OperationalError):
             return True
         exc = exc.__cause__
     return False
@@ -97,62 +99,28 @@ def _timed(timings: dict[str, float], stage: str, fn: Callable[..., T], *args: A
         timings[stage] = round(time.perf_counter() - t0, 3)
 
 
-def _deep_update(base: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in updates.items():
-        out[key] = _deep_update(out.get(key, {}), value) if isinstance(value, dict) else value
-    return out
-
-
 def build_config(
     config_path: str | None, budget_pct: float | None, seed: int | None, ablations: list[str]
 ) -> MixLLMConfig:
     """The run's config: file (or defaults) + flow parameters + ablations; errors name the key."""
-    from mixllm.errors import ConfigError
-
     unknown = [a for a in ablations if a not in ABLATIONS]
     if unknown:
         raise ConfigError(f"unknown ablation(s) {unknown}; known: {', '.join(ABLATIONS)}")
-    base = MixLLMConfig.from_yaml(config_path) if config_path else MixLLMConfig()
-    raw = base.model_dump(mode="json")
-    if budget_pct is not None:
-        raw = _deep_update(raw, {"decision": {"budget_pct": budget_pct, "budget_usd": None}})
-    if seed is not None:
-        raw = _deep_update(raw, {"train": {"seed": seed}})
-    for name in ablations:
-        raw = _deep_update(raw, ABLATIONS[name])
     try:
-        return MixLLMConfig.model_validate(raw)
+        base = MixLLMConfig.from_yaml(config_path) if config_path else MixLLMConfig()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"config {config_path}: {exc}") from exc
+    changes: list[dict] = [ABLATIONS[name] for name in ablations]
+    if budget_pct is not None:
+        changes.append({"decision": {"budget_pct": budget_pct, "budget_usd": None}})
+    if seed is not None:
+        changes.append({"train": {"seed": seed}})
+    try:
+        for change in changes:
+            base = base.updated(change)
+        return base
     except ValueError as exc:
         raise ConfigError(f"invalid config: {exc}") from exc
-
-
-def merge_routing_data(base: RoutingData, extra: RoutingData) -> RoutingData:
-    """Rows of ``base`` then ``extra`` over the union of their LLMs (unobserved pairs NaN)."""
-    llms = list(base.llms) + [m for m in extra.llms if m not in base.llms]
-
-    def widen(data: RoutingData, name: str) -> np.ndarray:
-        out = np.full((len(data), len(llms)), np.nan)
-        values = getattr(data, name)
-        if values is not None:
-            out[:, [llms.index(m) for m in data.llms]] = values
-        return out
-
-    def stacked(name: str) -> np.ndarray | None:
-        if getattr(base, name) is None and getattr(extra, name) is None:
-            return None
-        return np.vstack([widen(base, name), widen(extra, name)])
-
-    queries = pd.concat([base.queries, extra.queries], ignore_index=True)
-    return RoutingData(
-        queries=queries,
-        llms=llms,
-        quality=stacked("quality"),
-        cost=stacked("cost"),
-        output_tokens=stacked("output_tokens"),
-        latency_s=stacked("latency_s"),
-        report=base.report,
-    )
 
 
 def feedback_rows(feedback: pd.DataFrame, base: RoutingData) -> pd.DataFrame:
@@ -166,20 +134,6 @@ def feedback_rows(feedback: pd.DataFrame, base: RoutingData) -> pd.DataFrame:
     rows["cost"] = rows["cost"].fillna(rows["llm"].map(mean_cost))
     rows["source"] = FEEDBACK_SOURCE
     return rows[["query", "llm", "quality", "cost", "latency_s", "source"]].reset_index(drop=True)
-
-
-def shuffle_labels(data: RoutingData, seed: int) -> RoutingData:
-    """The same queries with their quality rows permuted (the negative control)."""
-    perm = np.random.default_rng(seed).permutation(len(data))
-    return RoutingData(
-        queries=data.queries,
-        llms=list(data.llms),
-        quality=data.quality[perm],
-        cost=data.cost,
-        output_tokens=data.output_tokens,
-        latency_s=data.latency_s,
-        report=data.report,
-    )
 
 
 # -- tasks -------------------------------------------------------------------------------
@@ -377,12 +331,12 @@ def _pipeline(
             logger.info("No feedback since %s: nothing to retrain.", since or "the beginning")
             return None
         n_feedback = len(rows)
-        dataset = merge_routing_data(dataset, long_from_frame(rows, source=FEEDBACK_SOURCE))
+        dataset = dataset.concat(long_from_frame(rows, source=FEEDBACK_SOURCE))
         watermark = pd.Timestamp(feedback["created_at"].max()).isoformat()
         logger.info("Merged %d feedback rows logged since %s.", n_feedback, since)
     train, test = _timed(timings, "validate", validate_task, dataset, config)
     if SHUFFLED_LABELS in ablations:
-        train = shuffle_labels(train, config.train.seed)
+        train = train.shuffled_quality(config.train.seed)
     router = MixLLMRouter(config)
     tags0 = _timed(timings, "tag", tag_task, router, train)
     X, tags = _timed(timings, "embed", embed_task, router, train, tags0)

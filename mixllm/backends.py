@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mixllm.config import default_data_path
-from mixllm.errors import ConfigError, DataError, InvalidRequestError, MixLLMError, UnknownLLMError
+from mixllm.errors import ConfigError, DataError, InvalidRequestError, MixLLMError
 from mixllm.tokens import count_tokens
 
 log = logging.getLogger(__name__)
@@ -615,9 +615,3 @@ class BackendRegistry:
     def describe_all(self) -> list[dict[str, Any]]:
         """Every configured backend, JSON-ready."""
         return [b.describe() for b in self._backends.values()]
-
-
-def require_known(llm: str, known: list[str]) -> None:
-    """UnknownLLMError unless ``llm`` is in ``known``."""
-    if llm not in known:
-        raise UnknownLLMError(f"unknown LLM {llm!r}; known: {', '.join(known)}")

@@ -38,14 +38,6 @@ ABLATIONS = {
 }
 
 
-def _with(config: MixLLMConfig, update: dict) -> MixLLMConfig:
-    """A copy of ``config`` with nested ``update`` applied."""
-    raw = config.model_dump()
-    for section, values in update.items():
-        raw[section].update(values)
-    return MixLLMConfig.model_validate(raw)
-
-
 def _timed(fn, *args, **kwargs):
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
@@ -109,7 +101,7 @@ def stream_experiment(
     out = []
     for name, enabled in (("mixllm (no latency penalty)", False), ("mixllm", True)):
         variant = copy.copy(router)
-        variant.config = _with(router.cfg, {"latency": {"enabled": enabled}})
+        variant.config = router.cfg.updated({"latency": {"enabled": enabled}})
 
         def decide(i, queues, variant=variant):
             queue = {m: queues[j] for j, m in enumerate(data.llms)}
@@ -189,7 +181,7 @@ def cost_error(router: MixLLMRouter, test: RoutingData) -> pd.DataFrame:
 def messplus_experiment(path: str, config: MixLLMConfig, n: int = 3000) -> tuple[list, dict]:
     """Latency-constrained routing over 3 Llama sizes with their MEASURED latencies."""
     data = _sample(load_messplus(path), n)
-    cfg = _with(config, {"encoder": {"finetune": False}, "latency": {"max_latency_s": 8.0}})
+    cfg = config.updated({"encoder": {"finetune": False}, "latency": {"max_latency_s": 8.0}})
     train, test = split(data, cfg)
     router = MixLLMRouter(cfg).fit(train)
     big = test.llms.index("llama-3.3-70b")
@@ -236,11 +228,11 @@ def run_benchmark(
         data = _sample(data, limit)
     train, test = split(data, base)
     with tempfile.TemporaryDirectory() as cold_cache:
-        cold_cfg = _with(base, {"encoder": {"cache_dir": cold_cache}})
+        cold_cfg = base.updated({"encoder": {"cache_dir": cold_cache}})
         _, t_cold = _timed(MixLLMRouter(cold_cfg).fit, train)
         _, t_warm = _timed(MixLLMRouter(cold_cfg).fit, train)
     router = MixLLMRouter(base).fit(train)
-    variants = {name: MixLLMRouter(_with(base, upd)).fit(train) for name, upd in ABLATIONS.items()}
+    variants = {name: MixLLMRouter(base.updated(upd)).fit(train) for name, upd in ABLATIONS.items()}
     report = evaluate_router(router, train, test, variants=variants)
     plot = report.plot_pareto(out.with_name("pareto.png"), title="RouterBench held-out split")
     costs = cost_error(router, test)

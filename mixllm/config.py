@@ -126,6 +126,10 @@ class MixLLMConfig(_Section):
         """Write the config as YAML."""
         Path(path).write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
 
+    def updated(self, changes: dict) -> MixLLMConfig:
+        """A validated copy with nested ``changes`` applied, e.g. {"bandit": {"alpha": 0}}."""
+        return MixLLMConfig.model_validate(_deep_update(self.model_dump(mode="json"), changes))
+
     def flat(self) -> dict[str, object]:
         """Flattened ``section.key`` view, e.g. for ``mlflow.log_params``."""
         out: dict[str, object] = {}
@@ -135,6 +139,14 @@ class MixLLMConfig(_Section):
             else:
                 out[section] = values
         return out
+
+
+def _deep_update(base: dict, changes: dict) -> dict:
+    out = dict(base)
+    for key, value in changes.items():
+        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _deep_update(out[key], value) if nested else value
+    return out
 
 
 def mixllm_home() -> Path:

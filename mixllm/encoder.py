@@ -303,14 +303,17 @@ class SentenceEncoder:
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        """Save the weights (fine-tuned or base) and settings under ``path``."""
+        """Save the settings, and the weights unless they are the packaged base model."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        self.model.save(str(path / "model"))
+        packaged = self.model_path is None  # shipped with the package: no 90 MB copy
+        if not packaged:
+            self.model.save(str(path / "model"))
         meta = {
             "max_seq_length": self.max_seq_length,
             "batch_size": self.batch_size,
             "fingerprint": self.fingerprint,
+            "packaged": packaged,
         }
         (path / "encoder.json").write_text(json.dumps(meta))
 
@@ -319,7 +322,8 @@ class SentenceEncoder:
         """Load an encoder saved with ``save``."""
         path = Path(path)
         meta = json.loads((path / "encoder.json").read_text())
-        enc = cls(str(path / "model"), meta["max_seq_length"], meta["batch_size"], cache_dir)
+        model_path = None if meta.get("packaged") else str(path / "model")
+        enc = cls(model_path, meta["max_seq_length"], meta["batch_size"], cache_dir)
         enc._fingerprint = meta["fingerprint"]
         return enc
 

@@ -58,13 +58,15 @@ EXAMPLE_QUERIES = (
 
 
 def _budget(value: Any) -> float | None:
-    """A per-row budget cell: NaN/None/empty means the router's default."""
+    """A per-row budget cell: None/NaN means the router's default."""
     if value is None:
         return None
     try:
         x = float(value)
-    except (TypeError, ValueError):
-        return None
+    except (TypeError, ValueError) as exc:
+        from mixllm.errors import InvalidRequestError
+
+        raise InvalidRequestError(f"budget must be a number, got {value!r}") from exc
     return x if math.isfinite(x) else None
 
 

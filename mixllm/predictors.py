@@ -101,6 +101,8 @@ class LGBMPredictors:
             "num_threads": c.threads,
             "seed": seed,
             "deterministic": True,
+            # without a forced layout LightGBM picks col/row-wise by timing, i.e. by CPU load
+            "force_col_wise": True,
             "verbose": -1,
         }
 

@@ -90,6 +90,45 @@ class RoutingData:
             train.extend(idx[n_test:])
         return self.subset(np.sort(train)), self.subset(np.sort(test))
 
+    def concat(self, other: RoutingData) -> RoutingData:
+        """Rows of ``self`` then ``other`` over the union of their LLMs (unobserved: NaN)."""
+        llms = list(self.llms) + [m for m in other.llms if m not in self.llms]
+
+        def widen(data: RoutingData, name: str) -> np.ndarray:
+            out = np.full((len(data), len(llms)), np.nan)
+            values = getattr(data, name)
+            if values is not None:
+                out[:, [llms.index(m) for m in data.llms]] = values
+            return out
+
+        def stacked(name: str) -> np.ndarray | None:
+            if getattr(self, name) is None and getattr(other, name) is None:
+                return None
+            return np.vstack([widen(self, name), widen(other, name)])
+
+        return RoutingData(
+            queries=pd.concat([self.queries, other.queries], ignore_index=True),
+            llms=llms,
+            quality=stacked("quality"),
+            cost=stacked("cost"),
+            output_tokens=stacked("output_tokens"),
+            latency_s=stacked("latency_s"),
+            report=self.report,
+        )
+
+    def shuffled_quality(self, seed: int) -> RoutingData:
+        """The same queries with their quality rows permuted: a negative control."""
+        perm = np.random.default_rng(seed).permutation(len(self))
+        return RoutingData(
+            queries=self.queries,
+            llms=list(self.llms),
+            quality=self.quality[perm],
+            cost=self.cost,
+            output_tokens=self.output_tokens,
+            latency_s=self.latency_s,
+            report=self.report,
+        )
+
     def llm_index(self, name: str) -> int:
         """Column index of LLM ``name``."""
         try:

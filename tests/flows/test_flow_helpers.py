@@ -1,4 +1,4 @@
-"""Feedback -> long-format rows -> merged with the base data (the retraining flow's input)."""
+"""The flow's pure helpers: feedback rows, merging, config building, what is worth a retry."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy.exc
 
 from mixllm.data import long_from_frame, routerbench_from_frame
-from mixllm.errors import ConfigError
+from mixllm.errors import ConfigError, DataError
 from tests.flows._tiny import LLMS, STRONG, tiny_frame
 
 pytestmark = pytest.mark.flow
@@ -43,8 +44,6 @@ def test_feedback_becomes_long_rows_with_costs(base) -> None:
 
 
 def test_merge_keeps_base_rows_and_adds_feedback_llms(base) -> None:
-    from flows.training import merge_routing_data
-
     extra = long_from_frame(
         pd.DataFrame(
             {
@@ -58,7 +57,7 @@ def test_merge_keeps_base_rows_and_adds_feedback_llms(base) -> None:
         ),
         source="feedback",
     )
-    merged = merge_routing_data(base, extra)
+    merged = base.concat(extra)
     assert merged.llms == [*base.llms, "brand-new-llm"]
     assert len(merged) == len(base) + 1
     np.testing.assert_array_equal(merged.quality[: len(base), : len(base.llms)], base.quality)
@@ -76,3 +75,27 @@ def test_unknown_ablation_names_the_known_ones() -> None:
     config = build_config(None, 12.5, 3, ["no-uncertainty"])
     assert config.decision.budget_pct == 12.5 and config.train.seed == 3
     assert config.bandit.alpha == 0.0
+
+
+def _caused_by(cause: BaseException) -> Exception:
+    try:
+        raise DataError("cannot read the data") from cause
+    except DataError as exc:
+        return exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "retry"),
+    [
+        (_caused_by(ConnectionResetError("reset by peer")), True),
+        (_caused_by(TimeoutError("timed out")), True),
+        (sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("database is locked")), True),
+        (_caused_by(FileNotFoundError("no such file")), False),
+        (DataError("no usable rows"), False),
+        (ConfigError("price table has no entry for: x"), False),
+    ],
+)
+def test_only_io_failures_are_retried(exc: Exception, retry: bool) -> None:
+    from flows.training import _transient
+
+    assert _transient(exc) is retry
