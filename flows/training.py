@@ -223,6 +223,14 @@ def calibrate_task(
     return router.calibrate(train, X, tags)
 
 
+@task(name="refit", cache_policy=NO_CACHE)
+def refit_task(
+    router: MixLLMRouter, train: RoutingData, X: np.ndarray, tags: list[list[str]]
+) -> MixLLMRouter:
+    """Retrain the predictors on every training row, keeping the calibrated lambda."""
+    return router.refit(train, X, tags)
+
+
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate_task(router: MixLLMRouter, train: RoutingData, test: RoutingData) -> Any:
     """Score the router and every baseline on the held-out split; publish the table."""
@@ -342,6 +350,8 @@ def _pipeline(
     X, tags = _timed(timings, "embed", embed_task, router, train, tags0)
     _timed(timings, "train_predictors", predictors_task, router, train, X, tags)
     _timed(timings, "calibrate", calibrate_task, router, train, X, tags)
+    if config.train.refit_full:  # the same stages, in the same order, as MixLLMRouter.fit
+        _timed(timings, "refit", refit_task, router, train, X, tags)
     report = _timed(timings, "evaluate", evaluate_task, router, train, test)
     options = {
         "data": source,

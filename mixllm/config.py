@@ -38,7 +38,8 @@ class EncoderConfig(_Section):
     epochs: int = Field(1, ge=0)
     batch_size: int = Field(32, ge=2)
     learning_rate: float = 3e-5
-    max_seq_length: int = Field(128, ge=16)
+    # 64 tokens keep the question stem (what routing needs) at ~4x the speed of 128
+    max_seq_length: int = Field(64, ge=16)
     max_finetune_pairs: int = Field(1024, ge=0)  # bounds fine-tuning time on a CPU
     embed_batch_size: int = Field(64, ge=1)
     cache_dir: str | None = None  # None: $MIXLLM_HOME/cache/embeddings
