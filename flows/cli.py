@@ -6,10 +6,11 @@ layers add theirs here, importing prefect, mlflow and bentoml only when a comman
 
 from __future__ import annotations
 
-from flows import service_cli, training_cli
+from flows import bench_cli, service_cli, training_cli
 from mixllm.cli import app
 
 training_cli.register(app)
 service_cli.register(app)
+bench_cli.register(app)
 
 __all__ = ["app"]

@@ -25,7 +25,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mixllm.config import default_data_path
-from mixllm.errors import ConfigError, DataError, InvalidRequestError, MixLLMError
+from mixllm.errors import (
+    BackendError,
+    BackendTimeoutError,
+    ConfigError,
+    DataError,
+    InvalidRequestError,
+)
 from mixllm.tokens import count_tokens
 
 log = logging.getLogger(__name__)
@@ -33,14 +39,6 @@ log = logging.getLogger(__name__)
 BACKENDS_ENV = "MIXLLM_BACKENDS"
 BACKENDS_RESOURCE = "backends.yaml"
 REPLAY_CHUNK_CHARS = 24  # size of the pieces a replayed answer is streamed in
-
-
-class BackendError(MixLLMError):
-    """A backend failed to answer (unreachable, HTTP error, malformed reply)."""
-
-
-class BackendTimeoutError(BackendError):
-    """A backend did not answer within its timeout."""
 
 
 # -- configuration ---------------------------------------------------------------------

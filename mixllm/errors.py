@@ -30,3 +30,27 @@ class InvalidRequestError(MixLLMError, ValueError):
 
 class RegistryError(MixLLMError):
     """The model registry is unreachable or in an unexpected state."""
+
+
+class UnknownRequestError(InvalidRequestError, LookupError):
+    """Feedback names a request_id that was never logged."""
+
+
+class FeedbackStoreError(MixLLMError):
+    """The feedback database is unreachable or failed to commit."""
+
+
+class BackendError(MixLLMError):
+    """A backend failed to answer (unreachable, HTTP error, malformed reply)."""
+
+
+class BackendTimeoutError(BackendError):
+    """A backend did not answer within its timeout."""
+
+
+class NotFoundError(MixLLMError, LookupError):
+    """A named resource (an LLM to delete) does not exist."""
+
+
+class UnavailableError(MixLLMError):
+    """The service cannot answer yet: no router is loaded."""

@@ -36,19 +36,11 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from mixllm.config import mixllm_home
-from mixllm.errors import InvalidRequestError, MixLLMError
+from mixllm.errors import FeedbackStoreError, InvalidRequestError, UnknownRequestError
 
 URL_ENV = "MIXLLM_FEEDBACK_URL"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 FEEDBACK_COLUMNS = ["query", "llm", "quality", "cost", "latency_s", "created_at", "router_version"]
-
-
-class UnknownRequestError(InvalidRequestError, LookupError):
-    """Feedback names a request_id that was never logged."""
-
-
-class FeedbackStoreError(MixLLMError):
-    """The feedback database is unreachable or failed to commit."""
 
 
 class _Base(DeclarativeBase):

@@ -1,62 +1,20 @@
 """Real stores for the pipeline tests: a Prefect server subprocess, MLflow on SQLite/PostgreSQL.
 
-Each server is started with its own Popen, waited for on its health URL and stopped by its
-PID (its process group) at the end of the session.
+The server helpers live in ``tests.servers``, the stores in ``tests.stores`` and the tiny
+dataset in ``tests.tiny_data`` (shared with the service tests).
 """
 
 from __future__ import annotations
 
 import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.flows._tiny import write_tiny
-
-PG_ADMIN_URL = os.environ.get("MIXLLM_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-VENV_BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float, log: Path) -> None:
-    """Poll ``url`` until it answers 200; fail with the server log if it dies or times out."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} not healthy after {timeout_s}s:\n{log.read_text()[-3000:]}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop a server started with start_new_session=True: its own process group, by its PID."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+from tests.servers import prefect_server
+from tests.stores import mlflow_sqlite, patched_env, postgres_database
+from tests.tiny_data import write_fast_config, write_tiny
 
 
 @pytest.fixture(scope="session")
@@ -72,9 +30,7 @@ def session_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "TOKENIZERS_PARALLELISM": "false",
         "HF_HUB_OFFLINE": "1",
     }
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in values.items():
-            mp.setenv(key, value)
+    with patched_env(values):
         yield root
 
 
@@ -88,29 +44,8 @@ def prefect_api(session_env: Path) -> Iterator[str]:
         temporary_settings,
     )
 
-    port = free_port()
-    home = session_env / "prefect-server"
-    log = session_env / "prefect-server.log"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false"}
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "prefect"),
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}/api/health", proc, 120, log)
-        url = f"http://127.0.0.1:{port}/api"
+    home, log = session_env / "prefect-server", session_env / "prefect-server.log"
+    with prefect_server(home, log, os.environ) as url:
         updates = {
             PREFECT_API_URL: url,
             PREFECT_HOME: os.environ["PREFECT_HOME"],
@@ -119,8 +54,6 @@ def prefect_api(session_env: Path) -> Iterator[str]:
         with temporary_settings(updates=updates):
             yield url
             _drain_prefect_clients()
-    finally:
-        stop(proc)
 
 
 def _drain_prefect_clients() -> None:
@@ -141,57 +74,24 @@ def tiny_data(session_env: Path) -> Path:
 @pytest.fixture(scope="session")
 def fast_config(session_env: Path) -> Path:
     """A router config that trains in seconds: no encoder fine-tuning, tiny LightGBM."""
-    from mixllm.config import MixLLMConfig
-
-    config = MixLLMConfig.model_validate(
-        {
-            "encoder": {"finetune": False, "cache_dir": str(session_env / "embeddings")},
-            "predictor": {
-                "n_estimators": 10,
-                "n_bags": 1,
-                "min_child_samples": 3,
-                "num_leaves": 4,
-                "threads": 1,
-            },
-            "decision": {"lambda_grid_size": 12},
-        }
-    )
-    path = session_env / "fast.yaml"
-    config.to_yaml(path)
-    return path
+    return write_fast_config(session_env / "fast.yaml", cache_dir=str(session_env / "embeddings"))
 
 
 @pytest.fixture(scope="module")
 def mlflow_store(session_env: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh SQLite MLflow store (tracking + registry) for one test module."""
-    folder = session_env / f"mlflow-{request.module.__name__.rsplit('.', 1)[-1]}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
-        mp.setenv("MIXLLM_ARTIFACT_ROOT", str(folder / "artifacts"))
-        yield os.environ["MLFLOW_TRACKING_URI"]
+    with mlflow_sqlite(session_env / f"mlflow-{request.module.__name__.rsplit('.', 1)[-1]}") as uri:
+        yield uri
 
 
 @pytest.fixture
 def postgres_store(session_env: Path) -> Iterator[str]:
     """MLflow on a brand-new PostgreSQL database, dropped afterwards."""
-    import sqlalchemy
-
-    name = f"mixllm_test_{secrets.token_hex(4)}"
-    admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    except sqlalchemy.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not usable: {exc}")
-    uri = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("MLFLOW_TRACKING_URI", uri)
-            mp.setenv("MIXLLM_ARTIFACT_ROOT", str(session_env / name / "artifacts"))
+    with postgres_database("mixllm_test") as uri:
+        name = uri.rsplit("/", 1)[-1]
+        values = {
+            "MLFLOW_TRACKING_URI": uri,
+            "MIXLLM_ARTIFACT_ROOT": str(session_env / name / "artifacts"),
+        }
+        with patched_env(values):
             yield uri
-    finally:
-        # WITH (FORCE) closes the connections mlflow's engine still pools.
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()

@@ -12,8 +12,8 @@ import yaml
 
 from mixllm import registry
 from mixllm.errors import ConfigError, DataError, RegistryError
-from tests.flows._tiny import STRONG, tiny_frame
-from tests.flows.conftest import free_port
+from tests.servers import free_port
+from tests.tiny_data import STRONG, tiny_frame
 
 pytestmark = pytest.mark.flow
 

@@ -11,7 +11,7 @@ import sqlalchemy.exc
 
 from mixllm.data import long_from_frame, routerbench_from_frame
 from mixllm.errors import ConfigError, DataError
-from tests.flows._tiny import LLMS, STRONG, tiny_frame
+from tests.tiny_data import LLMS, STRONG, tiny_frame
 
 pytestmark = pytest.mark.flow
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mixllm.errors import InvalidRequestError
-from tests.flows._tiny import LLMS, SPECIALISTS, tiny_frame
+from tests.tiny_data import LLMS, SPECIALISTS, tiny_frame
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mixllm import registry
-from tests.flows._tiny import SPECIALISTS
+from tests.tiny_data import SPECIALISTS
 
 pytestmark = [pytest.mark.flow, pytest.mark.postgres, pytest.mark.slow]
 

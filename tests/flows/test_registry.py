@@ -11,7 +11,7 @@ import pytest
 from mixllm import registry
 from mixllm.errors import RegistryError
 from mixllm.registry import CHALLENGER, CHAMPION, GateScores, decide
-from tests.flows.conftest import free_port
+from tests.servers import free_port
 
 pytestmark = pytest.mark.flow
 

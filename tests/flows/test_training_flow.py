@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mixllm import registry
-from tests.flows._tiny import LLMS, SPECIALISTS
+from tests.tiny_data import LLMS, SPECIALISTS
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]
 

@@ -3,30 +3,14 @@ MLflow stores with a registered champion, and the in-process BentoML app."""
 
 from __future__ import annotations
 
-import os
-import secrets
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.service._data import write_tiny
-from tests.service._servers import Upstream
-
-PG_ADMIN_URL = os.environ.get("MIXLLM_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-VENV_BIN = Path(sys.executable).parent
-FAST_CONFIG = {
-    "encoder": {"finetune": False},
-    "predictor": {
-        "n_estimators": 10,
-        "n_bags": 1,
-        "min_child_samples": 3,
-        "num_leaves": 4,
-        "threads": 1,
-    },
-    "decision": {"lambda_grid_size": 12},
-}
+from tests.service._upstream import Upstream
+from tests.stores import mlflow_sqlite, patched_env, postgres_database
+from tests.tiny_data import write_fast_config, write_tiny
 
 
 @pytest.fixture(scope="session")
@@ -44,29 +28,21 @@ def svc_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "TOKENIZERS_PARALLELISM": "false",
         "HF_HUB_OFFLINE": "1",
     }
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in values.items():
-            mp.setenv(key, value)
-        mp.delenv("PREFECT_API_URL", raising=False)
-        mp.delenv("MIXLLM_FEEDBACK_URL", raising=False)
-        mp.delenv("MIXLLM_BACKENDS", raising=False)
+    unset = ("PREFECT_API_URL", "MIXLLM_FEEDBACK_URL", "MIXLLM_BACKENDS")
+    with patched_env(values, unset):
         yield root
 
 
 @pytest.fixture(scope="session")
 def tiny_csv(svc_root: Path) -> Path:
     """The tiny RouterBench-format CSV (90 queries, 4 LLMs)."""
-    return write_tiny(svc_root / "tiny.csv")
+    return write_tiny(svc_root / "tiny.csv", per_task=30)
 
 
 @pytest.fixture(scope="session")
 def fast_config_path(svc_root: Path) -> Path:
     """A router config that trains in seconds (no encoder fine-tuning, tiny trees)."""
-    from mixllm.config import MixLLMConfig
-
-    path = svc_root / "fast.yaml"
-    MixLLMConfig.model_validate(FAST_CONFIG).to_yaml(path)
-    return path
+    return write_fast_config(svc_root / "fast.yaml")
 
 
 @pytest.fixture(scope="session")
@@ -86,11 +62,7 @@ def router_dir(svc_root: Path, tiny_csv: Path, fast_config_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def mlflow_uri(svc_root: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh SQLite MLflow store for one test module."""
-    name = f"mlflow-{request.module.__name__.rsplit('.', 1)[-1]}"
-    uri = f"sqlite:///{svc_root / name / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.setenv("MIXLLM_ARTIFACT_ROOT", str(svc_root / name / "artifacts"))
+    with mlflow_sqlite(svc_root / f"mlflow-{request.module.__name__.rsplit('.', 1)[-1]}") as uri:
         yield uri
 
 
@@ -113,9 +85,7 @@ def service_env(
         "MIXLLM_CHAMPION_POLL_S": "0.5",
         "MIXLLM_RETRAIN_THRESHOLD": "0",
     }
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in values.items():
-            mp.setenv(key, value)
+    with patched_env(values):
         yield values
 
 
@@ -155,19 +125,5 @@ def _forget_bentoml_metrics() -> None:
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A brand-new PostgreSQL database for this session, dropped afterwards."""
-    import sqlalchemy
-
-    name = f"mixllm_svc_{secrets.token_hex(4)}"
-    admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    except sqlalchemy.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not usable: {exc}")
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database("mixllm_svc") as url:
+        yield url

@@ -10,7 +10,7 @@ import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from mixllm.feedback import FeedbackStore
-from tests.service._data import LLMS, SPECIALISTS, STRONG, answer, query
+from tests.tiny_data import LLMS, SPECIALISTS, STRONG, answer, query
 
 pytestmark = pytest.mark.service
 

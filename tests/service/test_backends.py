@@ -9,16 +9,14 @@ from pathlib import Path
 import pytest
 
 from mixllm.backends import (
-    BackendError,
     BackendRegistry,
-    BackendTimeoutError,
     OpenAIBackend,
     ReplayBackend,
     load_backends_config,
 )
-from mixllm.errors import ConfigError, InvalidRequestError
-from tests.service._data import LLMS, STRONG, answer, query
-from tests.service._servers import UPSTREAM_TEXT
+from mixllm.errors import BackendError, BackendTimeoutError, ConfigError, InvalidRequestError
+from tests.service._upstream import UPSTREAM_TEXT
+from tests.tiny_data import LLMS, STRONG, answer, query
 
 pytestmark = pytest.mark.service
 

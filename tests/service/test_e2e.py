@@ -6,7 +6,6 @@ hot swap loop with a real Prefect server, a served retraining deployment and MLf
 from __future__ import annotations
 
 import os
-import subprocess
 import textwrap
 import time
 from collections.abc import Iterator
@@ -15,9 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service._data import SPECIALISTS, answer, query
-from tests.service._servers import free_port, stop, wait_healthy
-from tests.service.conftest import VENV_BIN
+from tests.servers import VENV_BIN, free_port, prefect_server, running
+from tests.tiny_data import SPECIALISTS, answer, query
 
 pytestmark = [pytest.mark.service, pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -42,34 +40,10 @@ def e2e_env(svc_root: Path, mlflow_uri: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def prefect_api(svc_root: Path, e2e_env: dict[str, str]) -> Iterator[str]:
     """A real `prefect server start` on a free port."""
-    port = free_port()
-    log = svc_root / "prefect-server.log"
-    env = {
-        **e2e_env,
-        "PREFECT_HOME": str(svc_root / "prefect-server"),
-        "PREFECT_UI_ENABLED": "false",
-    }
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "prefect"),
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}/api/health", proc, 120, log)
-        yield f"http://127.0.0.1:{port}/api"
-    finally:
-        stop(proc)
+    with prefect_server(
+        svc_root / "prefect-server", svc_root / "prefect-server.log", e2e_env
+    ) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -92,21 +66,13 @@ def retrain_runner(
             "feedback_url": {e2e_env["MIXLLM_FEEDBACK_URL"]!r},
             "aiq_tolerance": 1.0, "quality_tolerance": 1.0}})
     """)
-    log = svc_root / "retrain-runner.log"
-    env = {**e2e_env, "PREFECT_API_URL": prefect_api}
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [str(VENV_BIN / "python"), "-c", script],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_healthy(f"{prefect_api}/deployments/name/{DEPLOYMENT}", proc, 120, log)
+    with running(
+        [str(VENV_BIN / "python"), "-c", script],
+        env={**e2e_env, "PREFECT_API_URL": prefect_api},
+        log=svc_root / "retrain-runner.log",
+        health_url=f"{prefect_api}/deployments/name/{DEPLOYMENT}",
+    ):
         yield
-    finally:
-        stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -140,16 +106,10 @@ def served(
         "--config",
         str(fast_config_path),
     ]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}/readyz", proc, 420, log)
+    readyz = f"http://127.0.0.1:{port}/readyz"
+    with running(cmd, env=env, log=log, health_url=readyz, timeout_s=420):
         assert "Registered mixllm-router version 1 as @champion" in log.read_text()
         yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
 
 
 def test_openai_client_talks_to_the_service(served: str) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mixllm.errors import InvalidRequestError
-from mixllm.feedback import FEEDBACK_COLUMNS, FeedbackStore, UnknownRequestError
+from mixllm.errors import InvalidRequestError, UnknownRequestError
+from mixllm.feedback import FEEDBACK_COLUMNS, FeedbackStore
 
 pytestmark = pytest.mark.service
 

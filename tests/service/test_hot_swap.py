@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from mixllm.feedback import FeedbackStore
-from tests.service._data import SPECIALISTS, query
 from tests.service._registry import register_broken, register_router
+from tests.tiny_data import SPECIALISTS, query
 
 pytestmark = pytest.mark.service
 

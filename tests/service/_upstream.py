@@ -1,61 +1,20 @@
-"""Real servers for the service tests: subprocess helpers and a small OpenAI-compatible
-upstream (uvicorn in a thread) whose paths answer, fail, hang or stream on purpose."""
+"""A small OpenAI-compatible upstream for the service tests (uvicorn in a thread) whose
+paths answer, fail, hang or stream on purpose."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
 import threading
 import time
-from pathlib import Path
 
-import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float, log: Path) -> None:
-    """Poll ``url`` until it answers 200; fail with the server log if it dies or times out."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} not healthy after {timeout_s}s:\n{log.read_text()[-4000:]}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop a server started with start_new_session=True: its process group, by its PID."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
-# -- an OpenAI-compatible upstream ---------------------------------------------------------
+from tests.servers import free_port
 
 UPSTREAM_TEXT = "upstream says hello"
 

@@ -1,0 +1,116 @@
+"""Runtime changes to the candidate set (POST and DELETE /llms): the changes kept across hot
+swaps, the backend that answers a new LLM, and lookups on a router's candidates."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from mixllm.backends import BackendRegistry, BackendSpec
+from mixllm.errors import InvalidRequestError, MixLLMError, UnknownLLMError
+from mixllm.serving.requests import AddLLMRequest
+
+log = logging.getLogger(__name__)
+
+
+def add_to_router(router: Any, req: AddLLMRequest) -> None:
+    """Make ``req.name`` a candidate of ``router`` with the request's prices and speed."""
+    router.add_llm(
+        req.name,
+        input_price=req.input_price,
+        output_price=req.output_price,
+        tokens_per_s=req.tokens_per_s,
+        ttft_s=req.ttft_s,
+        concurrency=req.concurrency,
+        prior_quality=req.prior_quality,
+    )
+
+
+@dataclass
+class Overrides:
+    """Candidate-set changes made at runtime, re-applied to every new champion."""
+
+    added: dict[str, AddLLMRequest] = field(default_factory=dict)
+    removed: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_backends(cls, backends: BackendRegistry) -> Overrides:
+        """LLMs priced in the backends file become candidates of every champion."""
+        out = cls()
+        for route in backends.routes():
+            if route.input_price is None or route.output_price is None:
+                continue
+            out.added[route.name] = AddLLMRequest(
+                name=route.name,
+                input_price=route.input_price,
+                output_price=route.output_price,
+                backend=route.backend,
+                model=route.model,
+                tokens_per_s=route.tokens_per_s,
+                concurrency=route.concurrency,
+            )
+        return out
+
+    def record_added(self, req: AddLLMRequest) -> None:
+        """Remember that ``req.name`` was added."""
+        self.added[req.name] = req
+        self.removed.discard(req.name)
+
+    def record_removed(self, name: str) -> None:
+        """Remember that ``name`` was removed."""
+        self.added.pop(name, None)
+        self.removed.add(name)
+
+    def apply(self, router: Any) -> None:
+        """Re-apply every change to a freshly loaded ``router`` (it keeps one candidate)."""
+        for name, req in self.added.items():
+            if name in router.llms_:
+                continue
+            try:
+                add_to_router(router, req)
+            except MixLLMError as exc:
+                log.warning("cannot re-add LLM %s to the new router: %s", name, exc)
+        for name in self.removed:
+            if name in router.llms_ and len(router.llms_) > 1:
+                router.remove_llm(name)
+
+
+def backend_for(req: AddLLMRequest, backends: BackendRegistry) -> tuple[str, BackendSpec | None]:
+    """(backend name, spec of a new OpenAI-compatible backend to declare, if asked)."""
+    if req.base_url:
+        own = f"{req.name}-endpoint"  # the LLM's own backend: re-adding replaces it
+        name = req.backend or own
+        if name != own and name in {b["name"] for b in backends.describe_all()}:
+            raise InvalidRequestError(
+                f"backend {name!r} exists already: omit base_url to use it, or name a new backend"
+            )
+        spec = BackendSpec(
+            name=name,
+            kind="openai",
+            base_url=req.base_url,
+            api_key_env=req.api_key_env,
+            timeout_s=req.timeout_s or 60.0,
+        )
+        return name, spec
+    name = req.backend or backends.default_backend
+    backends.backend(name)  # InvalidRequestError for an unknown backend
+    return name, None
+
+
+def check_active(router: Any, candidates: list[str]) -> None:
+    """UnknownLLMError naming every one of ``candidates`` that ``router`` does not route to."""
+    unknown = [c for c in candidates if c not in router.llms_]
+    if unknown:
+        raise UnknownLLMError(
+            f"candidates: unknown or removed LLM(s) {', '.join(map(repr, unknown))}; "
+            f"active: {', '.join(router.llms_)}"
+        )
+
+
+def price_spec(router: Any, llm: str) -> Any:
+    """``router``'s price entry of ``llm``, None if it has none."""
+    try:
+        return router.prices_[llm]
+    except (KeyError, AttributeError, MixLLMError):
+        return None

@@ -1,0 +1,122 @@
+"""Forwarding a routed chat request to the chosen LLM's backend: one OpenAI chat.completion,
+or a stream of server-sent events whose first chunk carries the routing details."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from mixllm import openai_compat
+from mixllm.backends import BackendRegistry
+from mixllm.errors import BackendError, BackendTimeoutError
+from mixllm.serving.concurrency import InFlight
+from mixllm.serving.edge import http_error
+from mixllm.serving.metrics import ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+Price = Callable[[str, int, int], float | None]  # (llm, prompt, completion tokens) -> $
+_ROUTING_KEYS = ("request_id", "router_version", "tags", "candidates", "decision_ms", "budget_usd")
+
+
+def routing_field(decision: dict[str, Any]) -> dict[str, Any]:
+    """The routing details a chat answer carries (its ``mixllm`` field)."""
+    return {k: decision[k] for k in _ROUTING_KEYS if k in decision}
+
+
+class ChatForwarder:
+    """Calls the backend of a decision's LLM, counting the request in flight meanwhile."""
+
+    def __init__(
+        self, backends: BackendRegistry, inflight: InFlight, metrics: ServiceMetrics, price: Price
+    ) -> None:
+        self.backends = backends
+        self.inflight = inflight
+        self.metrics = metrics
+        self.price = price
+
+    async def complete(self, decision: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """The OpenAI chat.completion of the decision's LLM for the request ``body``."""
+        llm = decision["llm"]
+        backend, model = self.backends.resolve(llm)
+        with self.inflight.track(llm):
+            try:
+                reply = await backend.complete(llm, model, body)
+            except BackendError as exc:
+                self._count_error(backend.name, exc)
+                raise
+        cost = reply.cost_usd
+        if cost is None:
+            cost = self.price(llm, reply.prompt_tokens, reply.completion_tokens)
+        routing = routing_field(decision)
+        routing.update(
+            backend=reply.detail or {"backend": backend.name},
+            cost_usd=cost,
+            latency_s=round(reply.latency_s, 4),
+            recorded_quality=reply.quality,
+        )
+        return openai_compat.build_response(
+            reply, llm=llm, request_id=decision["request_id"], mixllm=routing
+        )
+
+    async def stream(self, decision: dict[str, Any], body: dict[str, Any]) -> AsyncIterator[bytes]:
+        """Open the backend stream (errors raise here, before any byte is sent), then return
+        the SSE byte stream."""
+        llm = decision["llm"]
+        backend, model = self.backends.resolve(llm)
+        self.inflight.enter(llm)
+        try:
+            stream = await backend.open_stream(llm, model, body)
+        except BaseException as exc:
+            self.inflight.leave(llm)
+            if isinstance(exc, BackendError):
+                self._count_error(backend.name, exc)
+            raise
+        routing = routing_field(decision)
+        routing.update(
+            backend=stream.detail or {"backend": backend.name},
+            cost_usd=stream.cost_usd,
+            recorded_quality=stream.quality,
+        )
+        return self._sse(stream.chunks, llm, decision["request_id"], routing, backend.name)
+
+    async def _sse(
+        self,
+        chunks: AsyncIterator[dict[str, Any]],
+        llm: str,
+        request_id: str,
+        routing: dict[str, Any],
+        backend: str,
+    ) -> AsyncIterator[bytes]:
+        created = int(time.time())
+        first = True
+        try:
+            async for piece in chunks:
+                yield openai_compat.sse(
+                    openai_compat.chunk(
+                        piece,
+                        llm=llm,
+                        request_id=request_id,
+                        created=created,
+                        mixllm=routing if first else None,
+                    )
+                )
+                first = False
+        except BackendError as exc:
+            # Headers are gone already: the error travels as a last event, like OpenAI's.
+            self._count_error(backend, exc)
+            status, kind = http_error(exc)
+            yield openai_compat.sse(openai_compat.error_body(str(exc), kind=kind, code=str(status)))
+        finally:
+            self.inflight.leave(llm)
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()  # a client that hung up must not keep the backend connection
+        yield openai_compat.SSE_DONE
+
+    def _count_error(self, backend: str, exc: BackendError) -> None:
+        kind = "timeout" if isinstance(exc, BackendTimeoutError) else "error"
+        self.metrics.backend_errors.labels(backend=backend, kind=kind).inc()
+        log.warning("backend failure: %s", exc)

@@ -1,0 +1,196 @@
+"""Concurrency primitives of the service: requests in flight per LLM, the candidate-set
+read/write lock, and the batcher that embeds concurrent queries together."""
+
+from __future__ import annotations
+
+import queue as queue_mod
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mixllm.latency import QueueState
+from mixllm.serving.embeddings import QueryEmbeddings
+
+
+class InFlight:
+    """Requests being answered per LLM, fed to the router as queueing state."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def track(self, llm: str) -> Iterator[None]:
+        """Count one request on ``llm`` for the duration of the block."""
+        self.enter(llm)
+        try:
+            yield
+        finally:
+            self.leave(llm)
+
+    def enter(self, llm: str) -> None:
+        """One more request on ``llm``."""
+        with self._lock:
+            self._counts[llm] = self._counts.get(llm, 0) + 1
+
+    def leave(self, llm: str) -> None:
+        """One request on ``llm`` finished."""
+        with self._lock:
+            self._counts[llm] = max(0, self._counts.get(llm, 0) - 1)
+
+    def snapshot(self) -> dict[str, int]:
+        """LLM -> requests in flight."""
+        with self._lock:
+            return {k: v for k, v in self._counts.items() if v}
+
+    def queue_state(self, router: Any, concurrency: Callable[[str], int]) -> dict[str, QueueState]:
+        """QueueState of every active LLM of ``router``."""
+        counts = self.snapshot()
+        return {
+            llm: QueueState(in_flight=counts.get(llm, 0), concurrency=concurrency(llm))
+            for llm in router.llms_
+        }
+
+
+class ReadWriteLock:
+    """Many readers or one writer: routing reads the candidate set, POST/DELETE /llms write it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        """Hold a shared lock for the block."""
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """Hold the exclusive lock for the block (waits for running readers)."""
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._writer = True
+            while self._readers:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+@dataclass
+class _EncodeJob:
+    router: Any
+    text: str
+    future: Future = field(default_factory=Future)
+
+
+class EncodeBatcher:
+    """Embeds concurrent queries together: one encoder pass serves many requests.
+
+    An idle batcher encodes a lone query at once; while it is busy, queries queue up and
+    the next pass takes up to ``max_batch`` of them (waiting at most ``wait_ms`` for more).
+    Embeddings come from ``embeddings`` (recent queries in memory, the rest computed
+    without the encoder's disk cache).
+    """
+
+    def __init__(
+        self, max_batch: int = 32, wait_ms: float = 2.0, embeddings: QueryEmbeddings | None = None
+    ) -> None:
+        self.max_batch = max(1, max_batch)
+        self.wait_s = max(0.0, wait_ms) / 1000
+        self.embeddings = embeddings if embeddings is not None else QueryEmbeddings()
+        self._queue: queue_mod.Queue[_EncodeJob | None] = queue_mod.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.batches = 0
+        self.encoded = 0
+
+    def encode(self, router: Any, text: str) -> tuple[np.ndarray, list[str]]:
+        """(embedding row (1, d), tags) of ``text`` under ``router``'s encoder and tagger."""
+        self._ensure_thread()
+        job = _EncodeJob(router, text)
+        self._queue.put(job)
+        return job.future.result()
+
+    def close(self) -> None:
+        """Stop the worker thread."""
+        with self._lock:
+            if self._thread is not None:
+                self._queue.put(None)
+                self._thread.join(timeout=5)
+                self._thread = None
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="mixllm-encode-batcher", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            self._process(self._gather(job))
+
+    def _gather(self, first: _EncodeJob) -> list[_EncodeJob]:
+        """``first`` and the jobs that arrive within the wait, at most ``max_batch``."""
+        jobs = [first]
+        deadline = time.perf_counter() + self.wait_s
+        while len(jobs) < self.max_batch:
+            try:
+                timeout = max(0.0, deadline - time.perf_counter())
+                nxt = self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()
+            except queue_mod.Empty:
+                break
+            if nxt is None:
+                self._queue.put(None)  # stop after this batch
+                break
+            jobs.append(nxt)
+        return jobs
+
+    def _process(self, jobs: list[_EncodeJob]) -> None:
+        # A hot swap can put two routers in one batch: each group uses its own encoder.
+        groups: dict[int, list[_EncodeJob]] = {}
+        for job in jobs:
+            groups.setdefault(id(job.router), []).append(job)
+        for group in groups.values():
+            self._process_group(group)
+
+    def _process_group(self, group: list[_EncodeJob]) -> None:
+        router = group[0].router
+        texts = [j.text for j in group]
+        try:
+            X = self.embeddings.encode(router.encoder_, texts)
+            tags = router.tagger_.tag(texts, X)
+        except BaseException as exc:  # the waiting requests must hear about any failure
+            for j in group:
+                j.future.set_exception(exc)
+            return
+        self.batches += 1
+        self.encoded += len(group)
+        for i, j in enumerate(group):
+            j.future.set_result((X[i : i + 1], tags[i]))

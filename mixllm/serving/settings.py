@@ -1,0 +1,62 @@
+"""The service's knobs and the environment variables that set them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from mixllm.errors import ConfigError
+
+MAX_QUERY_CHARS_ENV = "MIXLLM_MAX_QUERY_CHARS"
+DEFAULT_MAX_QUERY_CHARS = 20_000
+
+
+def max_query_chars() -> int:
+    """The longest query accepted: $MIXLLM_MAX_QUERY_CHARS, else 20,000 characters."""
+    try:
+        return int(os.environ.get(MAX_QUERY_CHARS_ENV, DEFAULT_MAX_QUERY_CHARS))
+    except ValueError:
+        return DEFAULT_MAX_QUERY_CHARS
+
+
+def env_float(name: str, default: float) -> float:
+    """$``name`` as a number, ``default`` when unset; ConfigError when it is not a number."""
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {os.environ.get(name)!r}") from exc
+
+
+@dataclass
+class ServiceSettings:
+    """The service's knobs; ``from_env`` documents the environment variables."""
+
+    model_name: str = "mixllm-router"
+    tracking_uri: str | None = None  # None: mixllm.registry.tracking_uri()
+    feedback_url: str | None = None  # None: mixllm.feedback.default_url()
+    backends_path: str | None = None  # None: $MIXLLM_BACKENDS or the packaged file
+    poll_s: float = 30.0  # how often to look for a new champion (0: never)
+    retrain_threshold: int = 200  # new feedback rows that start a retraining run (0: never)
+    retrain_min_gap_s: float = 600.0  # at most one retraining trigger per this many seconds
+    retrain_deployment: str = "mixllm-retrain/mixllm-retrain"  # Prefect "<flow>/<deployment>"
+    batch_max: int = 32  # most queries embedded together by the batcher
+    batch_wait_ms: float = 2.0  # how long the batcher waits for company once busy
+    embed_cache_size: int = 4096  # recent query embeddings kept in memory (0: none)
+
+    @classmethod
+    def from_env(cls) -> ServiceSettings:
+        """Settings from MIXLLM_* environment variables (see docs/SERVICE.md)."""
+        env = os.environ
+        return cls(
+            model_name=env.get("MIXLLM_MODEL_NAME", cls.model_name),
+            tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
+            feedback_url=env.get("MIXLLM_FEEDBACK_URL") or None,
+            backends_path=env.get("MIXLLM_BACKENDS") or None,
+            poll_s=env_float("MIXLLM_CHAMPION_POLL_S", cls.poll_s),
+            retrain_threshold=int(env_float("MIXLLM_RETRAIN_THRESHOLD", cls.retrain_threshold)),
+            retrain_min_gap_s=env_float("MIXLLM_RETRAIN_MIN_GAP_S", cls.retrain_min_gap_s),
+            retrain_deployment=env.get("MIXLLM_RETRAIN_DEPLOYMENT", cls.retrain_deployment),
+            batch_max=int(env_float("MIXLLM_BATCH_MAX", cls.batch_max)),
+            batch_wait_ms=env_float("MIXLLM_BATCH_WAIT_MS", cls.batch_wait_ms),
+            embed_cache_size=int(env_float("MIXLLM_EMBED_CACHE_SIZE", cls.embed_cache_size)),
+        )
