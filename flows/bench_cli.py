@@ -14,6 +14,7 @@ import math
 import os
 import random
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -369,6 +370,7 @@ def benchmark_service(
         dur = loadtest.feedback_durability(base, durability, durability, queries=q_dur)
     finally:
         stop_service(proc)
+        shutil.rmtree(tmp / "home", ignore_errors=True)  # cache and feedback DB of this run only
     loadavg_end = _loadavg()
     typer.echo("Service stopped. Timing the bare encoder in process ...")
     emb = embedding_times(version, q_low[:EMBED_SAMPLES], q_warm[:8] or q_low[:8])

@@ -34,7 +34,9 @@ class Encoder(Protocol):
     @property
     def fingerprint(self) -> str: ...
 
-    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray: ...
+    def encode(
+        self, texts: Sequence[str], progress: bool = False, cache: bool = True
+    ) -> np.ndarray: ...
 
 
 class EmbeddingCache:
@@ -203,10 +205,14 @@ class SentenceEncoder:
         )
         return np.asarray(vecs, dtype=np.float32)
 
-    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """L2-normalized embeddings, (n, dim) float32, through the cache."""
+    def encode(
+        self, texts: Sequence[str], progress: bool = False, cache: bool = True
+    ) -> np.ndarray:
+        """L2-normalized embeddings, (n, dim) float32, through the disk cache unless told not."""
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if not cache:
+            return self._compute(list(texts), progress)
         return encode_cached(
             list(texts),
             self.fingerprint,
@@ -353,8 +359,10 @@ class HashEncoder:
         """Identity of the encoding."""
         return f"hash-{self.n_features}"
 
-    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """L2-normalized hashed n-gram vectors, (n, dim) float32."""
+    def encode(
+        self, texts: Sequence[str], progress: bool = False, cache: bool = True
+    ) -> np.ndarray:
+        """L2-normalized hashed n-gram vectors, (n, dim) float32 (nothing to cache)."""
         from sklearn.feature_extraction.text import HashingVectorizer
 
         vec = HashingVectorizer(

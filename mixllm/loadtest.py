@@ -341,11 +341,12 @@ def feedback_durability(
     timeout: float = 60.0,
     max_seconds: float = 300.0,
 ) -> Durability:
-    """Route ``n`` queries, post ``n`` feedback items concurrently (default: all at once), and
-    read /healthz's ``feedback_count`` before and after.
+    """Route ``n`` queries, post ``n`` feedback items at once, count the store's rows around it.
 
-    Returns (posted, accepted, rows_before, rows_after); durable means all four agree on ``n``
-    new rows (``Durability.ok(n)``).
+    ``concurrency`` bounds the feedback posts in flight (default: all ``n``); the routing
+    before them uses at most 16 at a time. ``feedback_count`` comes from GET /healthz. Returns
+    (posted, accepted, rows_before, rows_after); durable is ``Durability.ok(n)``: all ``n``
+    posted and accepted and exactly ``n`` new rows.
     """
     return asyncio.run(
         afeedback_durability(

@@ -109,7 +109,8 @@ class EncodeBatcher:
     """Embeds concurrent queries together: one encoder pass serves many requests.
 
     An idle batcher encodes a lone query at once; while it is busy, queries queue up and
-    the next pass takes up to ``max_batch`` of them (waiting at most ``wait_ms`` for more).
+    the next pass takes up to ``max_batch`` of them (under load it also waits up to
+    ``wait_ms`` for more).
     Embeddings come from ``embeddings`` (recent queries in memory, the rest computed
     without the encoder's disk cache).
     """
@@ -125,6 +126,7 @@ class EncodeBatcher:
         self._lock = threading.Lock()
         self.batches = 0
         self.encoded = 0
+        self._last_batch = 0
 
     def encode(self, router: Any, text: str) -> tuple[np.ndarray, list[str]]:
         """(embedding row (1, d), tags) of ``text`` under ``router``'s encoder and tagger."""
@@ -157,19 +159,25 @@ class EncodeBatcher:
             self._process(self._gather(job))
 
     def _gather(self, first: _EncodeJob) -> list[_EncodeJob]:
-        """``first`` and the jobs that arrive within the wait, at most ``max_batch``."""
+        """``first`` plus what queued up meanwhile, at most ``max_batch``.
+
+        Never waits when idle (a lone query is encoded at once); only right after a batch
+        of several, i.e. under load, does it wait up to ``wait_ms`` for company.
+        """
         jobs = [first]
-        deadline = time.perf_counter() + self.wait_s
+        under_load = self._last_batch > 1
+        deadline = time.perf_counter() + (self.wait_s if under_load else 0.0)
         while len(jobs) < self.max_batch:
+            timeout = deadline - time.perf_counter()
             try:
-                timeout = max(0.0, deadline - time.perf_counter())
-                nxt = self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()
+                nxt = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
             except queue_mod.Empty:
                 break
             if nxt is None:
                 self._queue.put(None)  # stop after this batch
                 break
             jobs.append(nxt)
+        self._last_batch = len(jobs)
         return jobs
 
     def _process(self, jobs: list[_EncodeJob]) -> None:

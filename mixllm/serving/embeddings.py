@@ -16,20 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from mixllm.encoder import SentenceEncoder
-
 DEFAULT_MAX_ITEMS = 4096
 
 
 def encode_uncached(encoder: Any, texts: Sequence[str]) -> np.ndarray:
-    """(n, dim) float32 embeddings of ``texts``, bypassing any on-disk embedding cache.
-
-    A ``SentenceEncoder`` is asked for its compute path directly (the same normalized
-    float32 vectors its cache would store); any other encoder has no disk cache to skip.
-    """
-    if isinstance(encoder, SentenceEncoder):
-        return encoder._compute(list(texts), False)
-    return np.asarray(encoder.encode(list(texts)), dtype=np.float32)
+    """(n, dim) float32 embeddings of ``texts``, bypassing any on-disk embedding cache."""
+    return np.asarray(encoder.encode(list(texts), cache=False), dtype=np.float32)
 
 
 class QueryEmbeddings:

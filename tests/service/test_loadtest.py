@@ -41,7 +41,7 @@ class Behaviour:
     delay_s: float = 0.0  # every /route waits this long (asyncio.sleep: no CPU)
     lose_every: int = 0  # answer 200 to every k-th feedback but store nothing
     reject_every: int = 0  # answer 503 to every k-th feedback
-    hold_until: int = 0  # a feedback post waits (<= 1 s) until this many are in flight
+    hold_until: int = 0  # a feedback post waits (<= 0.5 s) until this many are in flight
     routed: dict[str, str] = field(default_factory=dict)  # request_id -> query
     rows: list[dict] = field(default_factory=list)
     route_calls: int = 0
@@ -108,7 +108,7 @@ class FakeService:
         s.max_feedback_in_flight = max(s.max_feedback_in_flight, s.feedback_in_flight)
         try:
             body = await request.json()
-            release = time.monotonic() + 1.0
+            release = time.monotonic() + 0.5
             while s.feedback_in_flight < s.hold_until and time.monotonic() < release:
                 await asyncio.sleep(0.005)  # a client that posts one by one never gets here
             await asyncio.sleep(0.01)
