@@ -22,6 +22,11 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
+def _truncated(booster: lgb.Booster) -> lgb.Booster:
+    """The booster cut at its early-stopping best iteration (no dead trees to evaluate)."""
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-4, 1 - 1e-4)
     return np.log(p / (1 - p))
@@ -171,9 +176,19 @@ class LGBMPredictors:
         ok = ~np.isnan(toks)
         if ok.sum() >= 10:
             self.mean_tokens_[llm] = float(np.nanmean(toks))
-            # Poisson regression (log link) predicts the MEAN token count, which is what
-            # expected cost needs; regressing log-tokens would predict the geometric mean.
-            self.length_models_[llm] = self._train(X[ok], toks[ok], "poisson", j)
+            self.length_models_[llm] = self._fit_length(j, llm, X, toks, ok)
+
+    def _fit_length(self, j, llm, X, toks, ok) -> lgb.Booster:
+        # Poisson regression (log link) predicts the MEAN token count, which is what
+        # expected cost needs; regressing log-tokens would predict the geometric mean.
+        key = f"length:{llm}"
+        valid = self._valid
+        if valid is not None and (ok & valid).sum() >= 10:
+            fit, val = ok & ~valid, ok & valid
+            model = self._train(X[fit], toks[fit], "poisson", j, valid=(X[val], toks[val], None))
+            self.rounds_[key] = model.best_iteration
+            return _truncated(model)
+        return self._train(X[ok], toks[ok], "poisson", j, rounds=self.rounds_.get(key))
 
     def _fit_quality(self, j, llm, X, quality, prior, seen) -> list[lgb.Booster]:
         y_all = np.clip(np.nan_to_num(quality[:, j]), 0.0, 1.0)
@@ -190,8 +205,7 @@ class LGBMPredictors:
         if valid is not None and (seen & valid).sum() >= 10:
             first = self._train(Xt, yt, "cross_entropy", seeds[0], it, valid=part(seen & valid))
             self.rounds_[llm] = first.best_iteration
-            models.append(first.model_to_string(num_iteration=first.best_iteration))
-            models[0] = lgb.Booster(model_str=models[0])
+            models.append(_truncated(first))
             seeds = seeds[1:]
         rounds = self.rounds_.get(llm)
         models += [self._train(Xt, yt, "cross_entropy", s, it, rounds=rounds) for s in seeds]
