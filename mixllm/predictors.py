@@ -231,8 +231,10 @@ class LGBMPredictors:
         self._len_cols = np.flatnonzero(np.array(kinds) == "len")
         self._q_llm = owners[self._q_cols]
         self._len_llm = owners[self._len_cols]
-        self._n_bags = np.bincount(self._q_llm, minlength=len(self.llms_)).astype(float)
-        self._n_bags[self._n_bags == 0] = np.nan
+        n_bags = np.bincount(self._q_llm, minlength=len(self.llms_)).astype(float)
+        self._q_avg = np.zeros((len(self._q_llm), len(self.llms_)))
+        self._q_avg[np.arange(len(self._q_llm)), self._q_llm] = 1.0 / n_bags[self._q_llm]
+        self._q_avg[:, n_bags == 0] = np.nan  # LLMs without a model: NaN, filled by priors
         self._default_tokens = np.array(
             [self.mean_tokens_.get(llm, np.nan) for llm in self.llms_], dtype=float
         )
@@ -250,15 +252,11 @@ class LGBMPredictors:
         raw = self._raw(X)
         logits = raw[:, self._q_cols]
         if prior is not None:
-            logits = logits + _logit(prior[:, self._q_llm])
+            logits = logits + _logit(prior)[:, self._q_llm]
         probs = _sigmoid(logits)
-        q_sum = np.zeros((n, k))
-        q_sq = np.zeros((n, k))
-        np.add.at(q_sum.T, self._q_llm, probs.T)
-        np.add.at(q_sq.T, self._q_llm, (probs * probs).T)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = q_sum / self._n_bags
-            std = np.sqrt(np.maximum(q_sq / self._n_bags - mean**2, 0.0))
+        # (n, models) @ (models, k) averaging matrix: per-LLM means in one product
+        mean = probs @ self._q_avg
+        std = np.sqrt(np.maximum((probs * probs) @ self._q_avg - mean**2, 0.0))
         toks = np.empty((n, k))
         toks[:] = self._default_tokens
         toks[:, self._len_llm] = np.exp(raw[:, self._len_cols])

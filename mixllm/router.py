@@ -361,12 +361,13 @@ class MixLLMRouter:
                 out_tokens[:, j] = default_tokens
 
     def _service_matrix(self, prompt: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-        return np.column_stack(
-            [
-                self.service_[m].predict(prompt, tokens[:, j]) * self.latency_scale_[m]
-                for j, m in enumerate(self.all_llms_)
-            ]
-        )
+        """(n, k) predicted service seconds: one vectorized expression for all LLMs."""
+        st = [self.service_[m] for m in self.all_llms_]
+        scale = np.array([self.latency_scale_[m] for m in self.all_llms_])
+        ttft = np.array([s.ttft_s for s in st])
+        per_in = np.array([s.s_per_prompt_token for s in st])
+        per_out = np.array([s.s_per_output_token for s in st])
+        return (ttft + prompt[:, None] * per_in + tokens * per_out) * scale
 
     def predict(self, queries: pd.DataFrame | Sequence[str]) -> Predictions:
         """Predicted quality, cost, uncertainty and service time of every LLM for each query."""
