@@ -1,7 +1,7 @@
 """`mixllm benchmark-service`: the routing service's latency, throughput and feedback durability.
 
 Starts `mixllm serve` in a subprocess of its own (process group: stopped by its PID at the end,
-even on error), drives it with `mixllm.loadtest` on real RouterBench queries, times the
+even on error), drives it with `mixllm.tools.loadtest` on real RouterBench queries, times the
 champion's bare encoder in process, and writes the "## Service" section of the benchmarks
 markdown plus its numbers as JSON. mlflow and prefect are imported only inside the command.
 """
@@ -29,7 +29,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from mixllm.registry import project_root
+from mixllm.core.paths import project_dir as project_root
 
 GOAL_P50_MS = 20.0  # /route p50 at concurrency 1
 GOAL_RPS = 100.0  # /route throughput at concurrency 16
@@ -146,8 +146,8 @@ def stop_service(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
 
 def benchmark_queries(data: str | None, seed: int = 0) -> list[str]:
     """Distinct RouterBench queries (the `query` column), shuffled with ``seed``."""
-    from mixllm.config import default_data_path
-    from mixllm.data import load_data
+    from mixllm.core.paths import default_data_path
+    from mixllm.data.loaders import load_data
 
     routing = load_data(data or default_data_path())
     limit = int(os.environ.get("MIXLLM_MAX_QUERY_CHARS", "20000"))
@@ -172,7 +172,7 @@ def _bare_encode(encoder: Any) -> Callable[[str], Any]:
 
 def embedding_times(version: str, queries: list[str], warmup: list[str]) -> dict[str, Any]:
     """Load champion ``version``'s router in process and time single uncached queries (ms)."""
-    from mixllm import registry
+    from mixllm.registry import tracking as registry
 
     router, _ = registry.load_version(registry.MODEL_NAME, version)
     encoder = router.encoder_
@@ -184,7 +184,7 @@ def embedding_times(version: str, queries: list[str], warmup: list[str]) -> dict
         t0 = time.perf_counter()
         encode(q)
         times.append((time.perf_counter() - t0) * 1000)
-    from mixllm.loadtest import percentile
+    from mixllm.tools.loadtest import percentile
 
     return {
         "encoder": type(encoder).__name__,
@@ -327,7 +327,7 @@ def benchmark_service(
     ratio to the bare embedding time, feedback durability; writes the service section of --out."""
     from flows.service_cli import ensure_champion, service_defaults
     from flows.training_cli import store_defaults
-    from mixllm import loadtest
+    from mixllm.tools import loadtest
 
     service_defaults()
     store_defaults()

@@ -1,13 +1,13 @@
 """The `mixllm` console script: library commands plus the pipeline and service commands.
 
-The library's own commands live in `mixllm.cli` (no prefect/bentoml there); the orchestration
+The library's own commands live in `mixllm.tools.cli` (no prefect/bentoml there); the orchestration
 layers add theirs here, importing prefect, mlflow and bentoml only when a command runs.
 """
 
 from __future__ import annotations
 
 from flows import bench_cli, service_cli, training_cli
-from mixllm.cli import app
+from mixllm.tools.cli import app
 
 training_cli.register(app)
 service_cli.register(app)

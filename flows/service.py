@@ -19,8 +19,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.requests import Request
 
-from mixllm import openai_compat, serving
-from mixllm.errors import MixLLMError
+from mixllm import serving
+from mixllm.core.errors import MixLLMError
+from mixllm.serving import openai_compat
 
 log = logging.getLogger("mixllm.service")
 

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from mixllm.registry import project_root
+from mixllm.core.paths import project_dir as project_root
 
 SERVICE = "flows.service:MixLLMService"
 BENTOFILE = Path(__file__).with_name("bentofile.yaml")
@@ -42,14 +42,14 @@ def _bentoml() -> str:
 
 
 def _champion_version() -> str | None:
-    from mixllm import registry
+    from mixllm.registry import tracking as registry
 
     return registry.current_alias_version(registry.MODEL_NAME, registry.CHAMPION)
 
 
 def ensure_champion(data: str | None, config: Path | None) -> str:
     """The champion's version, training and registering one first if the registry is empty."""
-    from mixllm.errors import MixLLMError
+    from mixllm.core.errors import MixLLMError
 
     try:
         version = _champion_version()

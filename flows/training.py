@@ -25,14 +25,16 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from mixllm import registry, workflow
-from mixllm.benchmark import ABLATIONS as BENCHMARK_ABLATIONS
-from mixllm.config import MixLLMConfig, default_data_path
-from mixllm.data import load_data, long_from_frame
-from mixllm.errors import ConfigError, DataError
-from mixllm.prices import load_prices
-from mixllm.router import MixLLMRouter
-from mixllm.types import RoutingData
+from mixllm.core.config import MixLLMConfig
+from mixllm.core.errors import ConfigError, DataError
+from mixllm.core.paths import default_data_path
+from mixllm.core.prices import load_prices
+from mixllm.core.types import RoutingData
+from mixllm.data import splits as workflow
+from mixllm.data.loaders import load_data, long_from_frame
+from mixllm.registry import tracking as registry
+from mixllm.routing.router import MixLLMRouter
+from mixllm.tools.benchmark import ABLATIONS as BENCHMARK_ABLATIONS
 
 T = TypeVar("T")
 
@@ -183,7 +185,7 @@ def validate_task(data: RoutingData, config: MixLLMConfig) -> tuple[RoutingData,
 )
 def feedback_task(feedback_url: str | None, model_name: str) -> tuple[pd.DataFrame, str | None]:
     """Feedback logged after the champion's watermark, and that watermark."""
-    from mixllm.feedback import FeedbackStore
+    from mixllm.registry.feedback import FeedbackStore
 
     since = registry.feedback_watermark(model_name)
     store = FeedbackStore(feedback_url)
@@ -234,7 +236,7 @@ def refit_task(
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate_task(router: MixLLMRouter, train: RoutingData, test: RoutingData) -> Any:
     """Score the router and every baseline on the held-out split; publish the table."""
-    from mixllm.evaluation import evaluate_router
+    from mixllm.evaluation.report import evaluate_router
 
     report = evaluate_router(router, train, test, seed=router.cfg.train.seed, progress=False)
     table = report.to_markdown()

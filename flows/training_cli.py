@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from mixllm.registry import project_root
+from mixllm.core.paths import project_dir as project_root
 
 DEFAULT_CRON = "0 3 * * *"
 DEPLOYMENT_NAME = "mixllm-retrain"
@@ -63,7 +63,7 @@ def pipeline(
     """Run the training flow once: train, evaluate, register and gate a new router version."""
     store_defaults()
     from flows.training import train_flow
-    from mixllm.errors import MixLLMError
+    from mixllm.core.errors import MixLLMError
 
     try:
         result = train_flow(
@@ -90,7 +90,7 @@ def ui(
 ) -> None:
     """Start the MLflow UI on 127.0.0.1 over the project's tracking store."""
     store_defaults()
-    from mixllm import registry
+    from mixllm.registry import tracking as registry
 
     uri = registry.configure()
     if uri.startswith(("http://", "https://")):
@@ -169,7 +169,7 @@ def benchmark_pipeline(
             result = train_flow(data=data)
             runs.append((label, time.perf_counter() - t0, result))
     section = pipeline_section(runs, datetime.now(UTC))
-    from mixllm.benchmark import upsert_section
+    from mixllm.tools.benchmark import upsert_section
 
     upsert_section(out, "pipeline", section)
     typer.echo(section)

@@ -137,7 +137,7 @@ def write_tiny(path: Path, per_task: int = 40) -> Path:
 
 def write_fast_config(path: Path, **encoder: Any) -> Path:
     """FAST_CONFIG as YAML at ``path`` (``encoder`` overrides encoder settings); the path."""
-    from mixllm.config import MixLLMConfig
+    from mixllm.core.config import MixLLMConfig
 
     values = {**FAST_CONFIG, "encoder": {**FAST_CONFIG["encoder"], **encoder}}
     MixLLMConfig.model_validate(values).to_yaml(path)

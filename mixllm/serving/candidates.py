@@ -7,8 +7,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixllm.backends import BackendRegistry, BackendSpec
-from mixllm.errors import InvalidRequestError, MixLLMError, UnknownLLMError
+from mixllm.core.errors import InvalidRequestError, MixLLMError, UnknownLLMError
+from mixllm.serving.backends import BackendRegistry, BackendSpec
 from mixllm.serving.requests import AddLLMRequest
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mixllm.errors import NotFittedError, UnavailableError
-from mixllm.feedback import redact_url
+from mixllm.core.errors import NotFittedError, UnavailableError
+from mixllm.registry.feedback import redact_url
 from mixllm.serving.formatting import first_line, now_iso
 
 log = logging.getLogger(__name__)
@@ -58,26 +58,26 @@ class RegistrySource:
 
     def current_version(self) -> str | None:
         """Version aliased champion (RegistryError if the store is unreachable)."""
-        from mixllm import registry
+        from mixllm.registry import tracking as registry
 
         return registry.current_alias_version(self.model_name, registry.CHAMPION, self.uri)
 
     def load(self, version: str) -> Any:
         """Load a registered version's router."""
-        from mixllm import registry
+        from mixllm.registry import tracking as registry
 
         return registry.load_version(self.model_name, version, self.uri)[0]
 
     def watermark(self, version: str) -> str | None:
         """The version's feedback watermark tag."""
-        from mixllm import registry
+        from mixllm.registry import tracking as registry
 
         mv = registry.client(self.uri).get_model_version(self.model_name, version)
         return mv.tags.get(registry.TAG_WATERMARK)
 
     def describe(self) -> str:
         """Model name and store, password hidden."""
-        from mixllm import registry
+        from mixllm.registry import tracking as registry
 
         return f"{self.model_name}@champion in {redact_url(self.uri or registry.tracking_uri())}"
 

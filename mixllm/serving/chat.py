@@ -8,9 +8,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from mixllm import openai_compat
-from mixllm.backends import BackendRegistry
-from mixllm.errors import BackendError, BackendTimeoutError
+from mixllm.core.errors import BackendError, BackendTimeoutError
+from mixllm.serving import openai_compat
+from mixllm.serving.backends import BackendRegistry
 from mixllm.serving.concurrency import InFlight
 from mixllm.serving.edge import http_error
 from mixllm.serving.metrics import ServiceMetrics

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mixllm.latency import QueueState
+from mixllm.routing.latency import QueueState
 from mixllm.serving.embeddings import QueryEmbeddings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mixllm.errors import (
+from mixllm.core.errors import (
     BackendError,
     BackendTimeoutError,
     ConfigError,

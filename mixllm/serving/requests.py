@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mixllm import openai_compat
-from mixllm.errors import InvalidRequestError
+from mixllm.core.errors import InvalidRequestError
+from mixllm.serving import openai_compat
 from mixllm.serving.settings import max_query_chars
 
 MAX_BUDGET_FRACTION = openai_compat.MAX_BUDGET_FRACTION

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from mixllm.feedback import FeedbackStore
+from mixllm.registry.feedback import FeedbackStore
 from mixllm.serving.formatting import first_line, now_iso
 from mixllm.serving.metrics import ServiceMetrics
 

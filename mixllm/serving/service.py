@@ -11,11 +11,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from mixllm import openai_compat
-from mixllm.backends import BackendRegistry, LLMRoute, prompt_text
-from mixllm.errors import InvalidRequestError, MixLLMError, NotFoundError
-from mixllm.feedback import FeedbackStore, redact_url
-from mixllm.router import as_batch
+from mixllm.core.errors import InvalidRequestError, MixLLMError, NotFoundError
+from mixllm.core.tokens import count_tokens
+from mixllm.registry.feedback import FeedbackStore, redact_url
+from mixllm.routing.router import as_batch
+from mixllm.serving import openai_compat
+from mixllm.serving.backends import BackendRegistry, LLMRoute, prompt_text
 from mixllm.serving.candidates import (
     Overrides,
     add_to_router,
@@ -37,7 +38,6 @@ from mixllm.serving.requests import (
 )
 from mixllm.serving.retraining import RetrainTrigger, Trigger
 from mixllm.serving.settings import ServiceSettings
-from mixllm.tokens import count_tokens
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from mixllm.errors import ConfigError
+from mixllm.core.errors import ConfigError
 
 MAX_QUERY_CHARS_ENV = "MIXLLM_MAX_QUERY_CHARS"
 DEFAULT_MAX_QUERY_CHARS = 20_000
@@ -32,8 +32,8 @@ class ServiceSettings:
     """The service's knobs; ``from_env`` documents the environment variables."""
 
     model_name: str = "mixllm-router"
-    tracking_uri: str | None = None  # None: mixllm.registry.tracking_uri()
-    feedback_url: str | None = None  # None: mixllm.feedback.default_url()
+    tracking_uri: str | None = None  # None: mixllm.registry.tracking.tracking_uri()
+    feedback_url: str | None = None  # None: mixllm.registry.feedback.default_url()
     backends_path: str | None = None  # None: $MIXLLM_BACKENDS or the packaged file
     poll_s: float = 30.0  # how often to look for a new champion (0: never)
     retrain_threshold: int = 200  # new feedback rows that start a retraining run (0: never)

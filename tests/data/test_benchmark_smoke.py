@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from mixllm.benchmark import run_benchmark
-from mixllm.config import MixLLMConfig, default_data_path
+from mixllm.core.config import MixLLMConfig
+from mixllm.core.paths import default_data_path
+from mixllm.tools.benchmark import run_benchmark
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixllm.config import MixLLMConfig, default_data_path
-from mixllm.data import load_data
-from mixllm.evaluation import evaluate_router
-from mixllm.router import MixLLMRouter
+from mixllm.core.config import MixLLMConfig
+from mixllm.core.paths import default_data_path
+from mixllm.data.loaders import load_data
+from mixllm.evaluation.report import evaluate_router
+from mixllm.routing.router import MixLLMRouter
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 

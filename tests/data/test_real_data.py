@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mixllm.config import default_data_path
-from mixllm.data import load_data, load_messplus, read_path, routerbench_llms
-from mixllm.prices import derive_prices, load_prices, price_report
-from mixllm.types import RoutingData
+from mixllm.core.paths import default_data_path
+from mixllm.core.prices import derive_prices, load_prices, price_report
+from mixllm.core.types import RoutingData
+from mixllm.data.loaders import load_data, load_messplus, read_path, routerbench_llms
 
 pytestmark = pytest.mark.data
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mixllm import registry
-from mixllm.errors import ConfigError, DataError, RegistryError
+from mixllm.core.errors import ConfigError, DataError, RegistryError
+from mixllm.registry import tracking as registry
 from tests.servers import free_port
 from tests.tiny_data import STRONG, tiny_frame
 
@@ -74,8 +74,8 @@ def test_llm_missing_from_the_price_table(
     store: str, tiny_data: Path, fast_config: Path, tmp_path: Path
 ) -> None:
     from flows.training import train_flow
-    from mixllm.config import MixLLMConfig
-    from mixllm.prices import load_prices
+    from mixllm.core.config import MixLLMConfig
+    from mixllm.core.prices import load_prices
 
     prices = load_prices().to_dict()
     prices["llms"] = {STRONG: prices["llms"][STRONG]}

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import sqlalchemy.exc
 
-from mixllm.data import long_from_frame, routerbench_from_frame
-from mixllm.errors import ConfigError, DataError
+from mixllm.core.errors import ConfigError, DataError
+from mixllm.data.loaders import long_from_frame, routerbench_from_frame
 from tests.tiny_data import LLMS, STRONG, tiny_frame
 
 pytestmark = pytest.mark.flow

@@ -9,15 +9,15 @@ import sys
 import pandas as pd
 import pytest
 
-from mixllm.errors import InvalidRequestError
+from mixllm.core.errors import InvalidRequestError
 from tests.tiny_data import LLMS, SPECIALISTS, tiny_frame
 
 
 @pytest.fixture(scope="module")
 def router():
-    from mixllm.config import MixLLMConfig
-    from mixllm.data import routerbench_from_frame
-    from mixllm.router import MixLLMRouter
+    from mixllm.core.config import MixLLMConfig
+    from mixllm.data.loaders import routerbench_from_frame
+    from mixllm.routing.router import MixLLMRouter
 
     config = MixLLMConfig.model_validate(
         {
@@ -29,7 +29,7 @@ def router():
 
 
 def test_one_row_per_query_in_input_order_with_per_row_budgets(router) -> None:
-    from mixllm.mlflow_model import OUTPUT_COLUMNS, predict_frame
+    from mixllm.registry.pyfunc import OUTPUT_COLUMNS, predict_frame
 
     frame = pd.DataFrame(
         {
@@ -55,7 +55,7 @@ def test_one_row_per_query_in_input_order_with_per_row_budgets(router) -> None:
 
 
 def test_bad_input_is_an_invalid_request(router) -> None:
-    from mixllm.mlflow_model import predict_frame
+    from mixllm.registry.pyfunc import predict_frame
 
     with pytest.raises(InvalidRequestError, match="'query' column"):
         predict_frame(router, pd.DataFrame({"text": ["hi"]}))
@@ -67,7 +67,7 @@ def test_importing_the_glue_and_commands_imports_neither_mlflow_nor_prefect() ->
     import subprocess
 
     code = (
-        "import sys, mixllm.registry, mixllm.mlflow_model, flows.training_cli; "
+        "import sys, mixllm.registry.tracking, mixllm.registry.pyfunc, flows.training_cli; "
         "print('mlflow' in sys.modules, 'prefect' in sys.modules)"
     )
     out = subprocess.run(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mixllm import registry
+from mixllm.registry import tracking as registry
 from tests.tiny_data import SPECIALISTS
 
 pytestmark = [pytest.mark.flow, pytest.mark.postgres, pytest.mark.slow]

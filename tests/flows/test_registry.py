@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from mixllm import registry
-from mixllm.errors import RegistryError
-from mixllm.registry import CHALLENGER, CHAMPION, GateScores, decide
+from mixllm.core import paths
+from mixllm.core.errors import RegistryError
+from mixllm.registry import tracking as registry
+from mixllm.registry.tracking import CHALLENGER, CHAMPION, GateScores, decide
 from tests.servers import free_port
 
 pytestmark = pytest.mark.flow
@@ -18,15 +19,21 @@ pytestmark = pytest.mark.flow
 GOOD = GateScores(aiq=0.80, quality=0.90, cost=1e-4, budget_usd=2e-4)
 
 
-def test_default_store_is_embedded_in_the_project(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_store_is_embedded_in_the_project(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv(registry.ARTIFACT_ROOT_ENV, raising=False)
-    monkeypatch.delenv(registry.PROJECT_ENV, raising=False)
-    project = Path(registry.__file__).resolve().parent.parent
+    monkeypatch.delenv(paths.PROJECT_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert registry.tracking_uri() == f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    assert registry.artifact_location() == (tmp_path / "mlruns" / "artifacts").as_uri()
+    # Never next to the installed package (site-packages in a wheel install).
+    package = Path(registry.__file__).resolve().parents[2]
+    assert str(package) not in registry.tracking_uri()
+    project = tmp_path / "elsewhere"
+    monkeypatch.setenv(paths.PROJECT_ENV, str(project))
     assert registry.tracking_uri() == f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"
-    assert registry.artifact_location() == (project / "mlruns" / "artifacts").as_uri()
-    # Never the current directory: that is where MLflow writes without a URI.
-    assert Path.cwd().as_uri() + "/mlruns" != registry.artifact_location()
 
 
 def test_stores_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mixllm import registry
+from mixllm.registry import tracking as registry
 from tests.tiny_data import LLMS, SPECIALISTS
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]
@@ -144,7 +144,7 @@ def test_a_failing_stage_leaves_the_registry_unchanged(
     first_run, store: str, tiny_data: Path, tmp_path: Path
 ) -> None:
     from flows.training import train_flow
-    from mixllm.config import MixLLMConfig
+    from mixllm.core.config import MixLLMConfig
 
     broken = tmp_path / "broken.yaml"
     # The tagging stage loads the encoder: a missing model directory fails it mid-pipeline.
@@ -192,7 +192,7 @@ def test_retrain_on_feedback_registers_and_advances_the_watermark(
     first_run, store: str, tiny_data: Path, fast_config: Path, tmp_path: Path
 ) -> None:
     from flows.training import retrain_flow
-    from mixllm.feedback import FeedbackStore
+    from mixllm.registry.feedback import FeedbackStore
 
     url = f"sqlite:///{tmp_path / 'feedback.db'}"
     feedback = FeedbackStore(url)

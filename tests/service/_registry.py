@@ -7,7 +7,8 @@ from pathlib import Path
 
 def register_router(router_dir: Path, *, alias: str = "champion", watermark: str | None = None):
     """Log the saved router at ``router_dir`` as a new version aliased ``alias``; its version."""
-    from mixllm import mlflow_model, registry
+    from mixllm.registry import pyfunc as mlflow_model
+    from mixllm.registry import tracking as registry
 
     with registry.training_run(run_name="service-test") as run_id:
         info = mlflow_model.log_router_dir(router_dir)
@@ -23,7 +24,7 @@ def register_router(router_dir: Path, *, alias: str = "champion", watermark: str
 
 def register_broken(alias: str = "champion") -> str:
     """A version whose artifacts are gone (as after a lost artifact store); its version."""
-    from mixllm import registry
+    from mixllm.registry import tracking as registry
 
     with registry.training_run(run_name="service-test-broken") as run_id:
         decision = registry.GateDecision(

@@ -48,9 +48,9 @@ def fast_config_path(svc_root: Path) -> Path:
 @pytest.fixture(scope="session")
 def router_dir(svc_root: Path, tiny_csv: Path, fast_config_path: Path) -> Path:
     """One router trained on the tiny data, saved once for every test."""
-    from mixllm.config import MixLLMConfig
-    from mixllm.data import load_routerbench
-    from mixllm.router import MixLLMRouter
+    from mixllm.core.config import MixLLMConfig
+    from mixllm.data.loaders import load_routerbench
+    from mixllm.routing.router import MixLLMRouter
 
     router = MixLLMRouter(MixLLMConfig.from_yaml(fast_config_path))
     router.fit(load_routerbench(tiny_csv))

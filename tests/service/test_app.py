@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from mixllm.feedback import FeedbackStore
+from mixllm.registry.feedback import FeedbackStore
 from tests.tiny_data import LLMS, SPECIALISTS, STRONG, answer, query
 
 pytestmark = pytest.mark.service

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from mixllm.backends import (
+from mixllm.core.errors import BackendError, BackendTimeoutError, ConfigError, InvalidRequestError
+from mixllm.serving.backends import (
     BackendRegistry,
     OpenAIBackend,
     ReplayBackend,
     load_backends_config,
 )
-from mixllm.errors import BackendError, BackendTimeoutError, ConfigError, InvalidRequestError
 from tests.service._upstream import UPSTREAM_TEXT
 from tests.tiny_data import LLMS, STRONG, answer, query
 

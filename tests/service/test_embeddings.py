@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mixllm.encoder import HashEncoder, SentenceEncoder
+from mixllm.routing.encoder import HashEncoder, SentenceEncoder
 from mixllm.serving.embeddings import QueryEmbeddings, encode_uncached
 from tests.tiny_data import query
 

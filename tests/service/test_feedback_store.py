@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mixllm.errors import InvalidRequestError, UnknownRequestError
-from mixllm.feedback import FEEDBACK_COLUMNS, FeedbackStore
+from mixllm.core.errors import InvalidRequestError, UnknownRequestError
+from mixllm.registry.feedback import FEEDBACK_COLUMNS, FeedbackStore
 
 pytestmark = pytest.mark.service
 
@@ -27,7 +27,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> FeedbackStore:
     s = FeedbackStore(url)
     yield s
     if request.param == "postgres":
-        from mixllm.feedback import _Base
+        from mixllm.registry.feedback import _Base
 
         _Base.metadata.drop_all(s.engine)  # each test starts from empty tables
     s.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mixllm.feedback import FeedbackStore
+from mixllm.registry.feedback import FeedbackStore
 from tests.service._registry import register_broken, register_router
 from tests.tiny_data import SPECIALISTS, query
 

@@ -1,4 +1,4 @@
-"""The load generator (mixllm.loadtest) against a tiny real HTTP server started here: a
+"""The load generator (mixllm.tools.loadtest) against a tiny real HTTP server started here: a
 Starlette app under uvicorn with /route, /feedback and /healthz that keeps feedback rows and
 can be told to be slow, fail, hang, answer garbage or lose rows."""
 
@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from mixllm.errors import ConfigError
-from mixllm.loadtest import (
+from mixllm.core.errors import ConfigError
+from mixllm.tools.loadtest import (
     SERVICE_END,
     SERVICE_START,
     Durability,

@@ -7,9 +7,9 @@ import json
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from mixllm.backends import BackendReply
-from mixllm.errors import InvalidRequestError
-from mixllm.openai_compat import (
+from mixllm.core.errors import InvalidRequestError
+from mixllm.serving.backends import BackendReply
+from mixllm.serving.openai_compat import (
     SSE_DONE,
     ChatCompletionRequest,
     build_response,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mixllm.config import MixLLMConfig
-from mixllm.prices import LLMSpec, PriceTable
-from mixllm.types import RoutingData
+from mixllm.core.config import MixLLMConfig
+from mixllm.core.prices import LLMSpec, PriceTable
+from mixllm.core.types import RoutingData
 
 LLMS = ["cheap-coder", "cheap-reader", "premium"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mixllm.types import RoutingData
+from mixllm.core.types import RoutingData
 
 LLMS = ["tiny", "small", "medium", "large"]
 PRICES = np.array([1.0, 2.0, 4.0, 8.0]) * 1e-6  # $ per prompt token

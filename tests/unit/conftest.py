@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixllm.types import RoutingData
+from mixllm.core.types import RoutingData
 
 # Known $/token prices of the synthetic RouterBench table: (input, output).
 SYNTH_PRICES = {"alpha": (1e-6, 3e-6), "beta/b-7b": (2e-7, 2e-7), "gamma": (5e-6, 1.5e-5)}
@@ -51,7 +51,7 @@ def build_routing_data(
 
 def routerbench_frame(n: int = 6, prices: dict[str, tuple[float, float]] | None = None):
     """A RouterBench wide-format DataFrame whose total_cost = list price x our token counts."""
-    from mixllm.tokens import count_tokens
+    from mixllm.core.tokens import count_tokens
 
     prices = prices or SYNTH_PRICES
     rows = []

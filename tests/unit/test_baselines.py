@@ -10,8 +10,8 @@ import torch
 from _synth import LLMS, PRICES, Synth, make_synth, split
 from threadpoolctl import threadpool_limits
 
-from mixllm import baselines, metrics
-from mixllm.errors import NotFittedError
+from mixllm.core.errors import NotFittedError
+from mixllm.evaluation import baselines, metrics
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -7,7 +7,7 @@ import pytest
 from _routing import LLMS, fast_config, make_task, price_table
 from typer.testing import CliRunner
 
-from mixllm.cli import app
+from mixllm.tools.cli import app
 
 runner = CliRunner()
 

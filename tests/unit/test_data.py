@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixllm.data import (
+from mixllm.core.errors import DataError
+from mixllm.core.prices import load_prices
+from mixllm.core.tokens import count_tokens, count_tokens_many
+from mixllm.data.loaders import (
     last_block,
     load_data,
     load_long,
@@ -19,9 +22,6 @@ from mixllm.data import (
     parse_hf_path,
     parse_turns,
 )
-from mixllm.errors import DataError
-from mixllm.prices import load_prices
-from mixllm.tokens import count_tokens, count_tokens_many
 
 # --------------------------------------------------------------------------- tokens
 
@@ -126,7 +126,7 @@ def test_routerbench_missing_quality_skipped_and_counted(
 ) -> None:
     df = routerbench_df.copy()
     df.loc[[1, 4], "beta/b-7b"] = np.nan
-    with caplog.at_level(logging.WARNING, logger="mixllm.data"):
+    with caplog.at_level(logging.WARNING, logger="mixllm.data.loaders"):
         data = load_routerbench(write_data(df, tmp_path / "rb.csv"))
     assert len(data) == 4
     assert data.report.skipped_missing_quality == 2

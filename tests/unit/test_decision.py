@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from mixllm.decision import BudgetCalibration, lambda_grid, scores
-from mixllm.errors import InvalidRequestError
+from mixllm.core.errors import InvalidRequestError
+from mixllm.routing.decision import BudgetCalibration, lambda_grid, scores
 
 
 def test_score_trades_quality_for_cost():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mixllm.encoder import (
+from mixllm.routing.encoder import (
     EmbeddingCache,
     HashEncoder,
     SentenceEncoder,

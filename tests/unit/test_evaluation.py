@@ -15,9 +15,9 @@ import torch
 from _synth import LLMS, Synth, make_synth, split
 from threadpoolctl import threadpool_limits
 
-from mixllm import baselines, metrics
-from mixllm.errors import DataError, UnknownLLMError
-from mixllm.evaluation import (
+from mixllm.core.errors import DataError, UnknownLLMError
+from mixllm.evaluation import baselines, metrics
+from mixllm.evaluation.report import (
     ChoiceOutput,
     EvaluationReport,
     PredictionsLike,
@@ -223,7 +223,8 @@ def test_bad_inputs_raise(task, outputs) -> None:
 
 def test_import_has_no_side_effects() -> None:
     code = (
-        "import sys, mixllm.evaluation, mixllm.plots, mixllm.baselines, mixllm.metrics; "
+        "import sys, mixllm.evaluation.report, mixllm.evaluation.plots, "
+        "mixllm.evaluation.baselines, mixllm.evaluation.metrics; "
         "print('matplotlib' in sys.modules, 'torch' in sys.modules)"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from mixllm.config import LatencyConfig
-from mixllm.latency import (
+from mixllm.core.config import LatencyConfig
+from mixllm.routing.latency import (
     QueueState,
     expected_wait,
     fit_service_time,

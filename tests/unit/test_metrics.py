@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mixllm import metrics
+from mixllm.evaluation import metrics
 
 
 def test_choose_argmax_at_lambda_zero_and_cheapest_at_huge_lambda() -> None:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from mixllm.data import load_routerbench
-from mixllm.errors import ConfigError, DataError, UnknownLLMError
-from mixllm.prices import LLMSpec, PriceTable, derive_prices, load_prices, price_report
+from mixllm.core.errors import ConfigError, DataError, UnknownLLMError
+from mixllm.core.prices import LLMSpec, PriceTable, derive_prices, load_prices, price_report
+from mixllm.data.loaders import load_routerbench
 
 ROUTERBENCH_LLMS = {
     "gpt-4-1106-preview",

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from _routing import LLMS, fast_config, make_task, price_table
 
-from mixllm.errors import InvalidRequestError, NotFittedError, UnknownLLMError
-from mixllm.latency import QueueState
-from mixllm.router import MixLLMRouter
+from mixllm.core.errors import InvalidRequestError, NotFittedError, UnknownLLMError
+from mixllm.routing.latency import QueueState
+from mixllm.routing.router import MixLLMRouter
 
 CODE_Q = "Write a Python function to sort a list of numbers."
 SCIENCE_Q = "Which property of copper explains why it conducts heat?\nA) mass\nB) structure"
@@ -162,8 +162,8 @@ def test_load_of_missing_router_names_the_path(tmp_path):
 
 
 def test_unknown_llm_in_price_table_is_a_config_error(data):
-    from mixllm.errors import ConfigError
-    from mixllm.prices import PriceTable
+    from mixllm.core.errors import ConfigError
+    from mixllm.core.prices import PriceTable
 
     with pytest.raises(ConfigError, match="cheap-coder"):
         MixLLMRouter(fast_config(), prices=PriceTable()).fit(data)

@@ -7,9 +7,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import numpy as np
 import pytest
 
-from mixllm.encoder import HashEncoder
-from mixllm.errors import ConfigError
-from mixllm.tagging import FACETS, LLMTagger, TaxonomyTagger, load_taxonomy, tag_matrix
+from mixllm.core.errors import ConfigError
+from mixllm.routing.encoder import HashEncoder
+from mixllm.routing.tagging import FACETS, LLMTagger, TaxonomyTagger, load_taxonomy, tag_matrix
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from mixllm.trees import TreeEnsembles
+from mixllm.routing.trees import TreeEnsembles
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mixllm.config import MixLLMConfig
-from mixllm.data import load_data
-from mixllm.errors import DataError
-from mixllm.types import RoutingData
+from mixllm.core.config import MixLLMConfig
+from mixllm.core.errors import DataError
+from mixllm.core.types import RoutingData
+from mixllm.data.loaders import load_data
 
 RECORD_FILE = "training.json"
 

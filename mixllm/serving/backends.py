@@ -24,15 +24,15 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mixllm.config import default_data_path
-from mixllm.errors import (
+from mixllm.core.errors import (
     BackendError,
     BackendTimeoutError,
     ConfigError,
     DataError,
     InvalidRequestError,
 )
-from mixllm.tokens import count_tokens
+from mixllm.core.paths import default_data_path
+from mixllm.core.tokens import count_tokens
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ class ReplayBackend:
         row = index.exact.get(_norm(text))
         if row is not None and answers[row] is not None:
             return row, "exact", 1.0
-        from mixllm.data import last_block
+        from mixllm.data.loaders import last_block
 
         query_vec = index.vectorizer.transform([last_block(text)])
         sims = (index.matrix @ query_vec.T).toarray().ravel()
@@ -322,8 +322,8 @@ def _build_index(path: Path) -> _ReplayIndex:
     """Read RouterBench wide data and index its recorded answers for lookup."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    from mixllm.data import COST_SUFFIX, RESPONSE_SUFFIX, last_block, parse_turns, read_path
-    from mixllm.data import routerbench_llms as discover
+    from mixllm.data.loaders import COST_SUFFIX, RESPONSE_SUFFIX, last_block, parse_turns, read_path
+    from mixllm.data.loaders import routerbench_llms as discover
 
     df = read_path(path)
     llms = discover(df.columns)
@@ -361,7 +361,7 @@ def _build_index(path: Path) -> _ReplayIndex:
 
 
 def _answer_text(value: Any) -> str | None:
-    from mixllm.data import parse_turns
+    from mixllm.data.loaders import parse_turns
 
     turns = parse_turns(value)
     return "\n\n".join(turns) if turns else None

@@ -12,8 +12,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mixllm.errors import ConfigError, DataError, UnknownLLMError
-from mixllm.types import RoutingData
+from mixllm.core.errors import ConfigError, DataError, UnknownLLMError
+from mixllm.core.types import RoutingData
 
 logger = logging.getLogger(__name__)
 

@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mixllm.config import MixLLMConfig
-from mixllm.data import load_data, load_messplus
-from mixllm.encoder import SentenceEncoder
-from mixllm.evaluation import EvaluationReport, evaluate_router
-from mixllm.latency import poisson_arrivals, simulate_stream
-from mixllm.router import MixLLMRouter, as_batch
-from mixllm.types import RoutingData
-from mixllm.workflow import split
+from mixllm.core.config import MixLLMConfig
+from mixllm.core.types import RoutingData
+from mixllm.data.loaders import load_data, load_messplus
+from mixllm.data.splits import split
+from mixllm.evaluation.report import EvaluationReport, evaluate_router
+from mixllm.routing.encoder import SentenceEncoder
+from mixllm.routing.latency import poisson_arrivals, simulate_stream
+from mixllm.routing.router import MixLLMRouter, as_batch
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ def messplus_experiment(path: str, config: MixLLMConfig, n: int = 3000) -> tuple
 
 
 def _default_messplus() -> str:
-    from mixllm.config import default_data_path
+    from mixllm.core.paths import default_data_path
 
     return str(default_data_path().parent / "messplus" / "messplus_all.csv")
 

@@ -9,8 +9,8 @@ import lightgbm as lgb
 import numpy as np
 from tqdm.auto import tqdm
 
-from mixllm.config import PredictorConfig
-from mixllm.trees import TreeEnsembles
+from mixllm.core.config import PredictorConfig
+from mixllm.routing.trees import TreeEnsembles
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from mixllm.errors import MixLLMError
+from mixllm.core.errors import MixLLMError
 
 app = typer.Typer(
     name="mixllm",
@@ -44,14 +44,14 @@ def _fail(exc: Exception) -> None:
 
 def load_config(path: Path | None):
     """The config from ``path`` or the defaults."""
-    from mixllm.config import MixLLMConfig
+    from mixllm.core.config import MixLLMConfig
 
     return MixLLMConfig.from_yaml(path) if path else MixLLMConfig()
 
 
 def resolve_data(data: str | None) -> str:
     """The data location: the option, else the default (env or ../shared)."""
-    from mixllm.config import default_data_path
+    from mixllm.core.paths import default_data_path
 
     return data or str(default_data_path())
 
@@ -66,9 +66,9 @@ def train(
     """Train a router on the training split of DATA and save it to OUT."""
     _setup_logging(verbose)
     try:
-        from mixllm.data import load_data
-        from mixllm.router import MixLLMRouter
-        from mixllm.workflow import make_record, split
+        from mixllm.data.loaders import load_data
+        from mixllm.data.splits import make_record, split
+        from mixllm.routing.router import MixLLMRouter
 
         cfg = load_config(config)
         path = resolve_data(data)
@@ -97,10 +97,10 @@ def evaluate(
     """Evaluate a saved router and every baseline on the queries of DATA it never saw."""
     _setup_logging(verbose)
     try:
-        from mixllm.data import load_data
-        from mixllm.evaluation import evaluate_router
-        from mixllm.router import MixLLMRouter
-        from mixllm.workflow import TrainingRecord, held_out, training_data
+        from mixllm.data.loaders import load_data
+        from mixllm.data.splits import TrainingRecord, held_out, training_data
+        from mixllm.evaluation.report import evaluate_router
+        from mixllm.routing.router import MixLLMRouter
 
         model = MixLLMRouter.load(router)
         record = TrainingRecord.load(router)
@@ -131,7 +131,7 @@ def route(
     """Pick the LLM for QUERY and show every candidate's predictions."""
     _setup_logging(False)
     try:
-        from mixllm.router import MixLLMRouter
+        from mixllm.routing.router import MixLLMRouter
 
         model = MixLLMRouter.load(router)
         names = [c.strip() for c in candidates.split(",")] if candidates else None
@@ -160,8 +160,8 @@ def prices(data: DataOpt = None) -> None:
     """Derive per-token prices from DATA's recorded costs and compare with the price table."""
     _setup_logging(False)
     try:
-        from mixllm.data import load_data
-        from mixllm.prices import price_report
+        from mixllm.core.prices import price_report
+        from mixllm.data.loaders import load_data
 
         report = price_report(load_data(resolve_data(data)))
     except (MixLLMError, OSError) as exc:
@@ -187,7 +187,7 @@ def benchmark(
     """Regenerate docs/BENCHMARKS.md: quality/cost tables, ablations, latency, speed, plot."""
     _setup_logging(verbose)
     try:
-        from mixllm.benchmark import run_benchmark
+        from mixllm.tools.benchmark import run_benchmark
 
         cfg = load_config(config) if config else None
         path = run_benchmark(resolve_data(data), out, messplus, cfg, limit)
@@ -196,7 +196,7 @@ def benchmark(
     typer.echo(f"wrote {path}")
 
 
-def main() -> None:  # pragma: no cover - console entry for `python -m mixllm.cli`
+def main() -> None:  # pragma: no cover - console entry for `python -m mixllm.tools.cli`
     """Run the CLI."""
     app(sys.argv[1:])
 

@@ -20,8 +20,8 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 
-from mixllm import metrics
-from mixllm.errors import DataError, NotFittedError
+from mixllm.core.errors import DataError, NotFittedError
+from mixllm.evaluation import metrics
 
 
 def _check_quality(quality: np.ndarray, n: int) -> np.ndarray:

@@ -14,7 +14,7 @@ vendors bill. The rules mimic the cl100k pre-tokenizer, one token per piece:
 
 Single spaces are free: BPE glues them to the next word. Calibration: on the RouterBench
 data, non-negative least squares of the recorded ``total_cost`` on these counts
-(``mixllm.prices.derive_prices``) gives the vendors' list prices within 1% for prompt
+(``mixllm.core.prices.derive_prices``) gives the vendors' list prices within 1% for prompt
 tokens and 4% for answer tokens, so on average the counts match the tokenizer RouterBench
 billed with. The parameters below were chosen by that fit.
 """

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mixllm.errors import InvalidRequestError
+from mixllm.core.errors import InvalidRequestError
 
 
 def scores(

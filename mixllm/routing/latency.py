@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import nnls
 
-from mixllm.config import LatencyConfig
+from mixllm.core.config import LatencyConfig
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from mixllm.errors import ConfigError
+from mixllm.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mixllm.backends import BackendReply, content_text
-from mixllm.errors import InvalidRequestError
+from mixllm.core.errors import InvalidRequestError
+from mixllm.serving.backends import BackendReply, content_text
 
 MODEL_PREFIX = "mixllm"
 MAX_BUDGET_FRACTION = 10.0  # ten times the reference LLM's cost: anything above is a typo

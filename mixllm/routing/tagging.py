@@ -14,8 +14,8 @@ from typing import Protocol
 import numpy as np
 import yaml
 
-from mixllm.encoder import Encoder
-from mixllm.errors import ConfigError
+from mixllm.core.errors import ConfigError
+from mixllm.routing.encoder import Encoder
 
 log = logging.getLogger(__name__)
 

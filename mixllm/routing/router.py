@@ -15,17 +15,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mixllm.bandit import LinUCB
-from mixllm.config import MixLLMConfig, mixllm_home
-from mixllm.decision import BudgetCalibration, scores
-from mixllm.encoder import Encoder, HashEncoder, SentenceEncoder, load_encoder, save_encoder
-from mixllm.errors import InvalidRequestError, NotFittedError, UnknownLLMError
-from mixllm.latency import QueueState, ServiceTime, expected_wait, fit_service_time, latency_penalty
-from mixllm.predictors import LGBMPredictors, TagPrior
-from mixllm.prices import LLMSpec, PriceTable, load_prices
-from mixllm.tagging import LLMTagger, Tagger, TaxonomyTagger, tag_matrix
-from mixllm.tokens import count_tokens_many
-from mixllm.types import RoutingData
+from mixllm.core.config import MixLLMConfig
+from mixllm.core.errors import InvalidRequestError, NotFittedError, UnknownLLMError
+from mixllm.core.paths import mixllm_home
+from mixllm.core.prices import LLMSpec, PriceTable, load_prices
+from mixllm.core.tokens import count_tokens_many
+from mixllm.core.types import RoutingData
+from mixllm.routing.bandit import LinUCB
+from mixllm.routing.decision import BudgetCalibration, scores
+from mixllm.routing.encoder import Encoder, HashEncoder, SentenceEncoder, load_encoder, save_encoder
+from mixllm.routing.latency import (
+    QueueState,
+    ServiceTime,
+    expected_wait,
+    fit_service_time,
+    latency_penalty,
+)
+from mixllm.routing.predictors import LGBMPredictors, TagPrior
+from mixllm.routing.tagging import LLMTagger, Tagger, TaxonomyTagger, tag_matrix
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mixllm.errors import DataError
-from mixllm.prices import PriceTable, load_prices
-from mixllm.tokens import count_tokens_many
-from mixllm.types import LoadReport, RoutingData
+from mixllm.core.errors import DataError
+from mixllm.core.prices import PriceTable, load_prices
+from mixllm.core.tokens import count_tokens_many
+from mixllm.core.types import LoadReport, RoutingData
 
 logger = logging.getLogger(__name__)
 

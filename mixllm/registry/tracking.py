@@ -20,20 +20,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from mixllm.errors import RegistryError
+from mixllm.core.errors import RegistryError
+from mixllm.core.paths import mlruns_dir
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-    from mixllm.types import RoutingData
+    from mixllm.core.types import RoutingData
 
 MODEL_NAME = "mixllm-router"
 EXPERIMENT_NAME = "mixllm-training"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
-PROJECT_ENV = "MIXLLM_PROJECT_DIR"
 ARTIFACT_ROOT_ENV = "MIXLLM_ARTIFACT_ROOT"
 
 # Gate tolerances, absolute on the 0-1 quality scale: a new version may lose at most this
@@ -55,18 +55,12 @@ _DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 # -- stores ------------------------------------------------------------------------------
 
 
-def project_root() -> Path:
-    """The project directory: $MIXLLM_PROJECT_DIR, else the parent of the mixllm package."""
-    env = os.environ.get(PROJECT_ENV)
-    return Path(env) if env else Path(__file__).resolve().parent.parent
-
-
 def tracking_uri() -> str:
     """$MLFLOW_TRACKING_URI, else the project's embedded SQLite store."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
-    return f"sqlite:///{project_root() / 'mlruns' / 'mlflow.db'}"
+    return f"sqlite:///{mlruns_dir() / 'mlflow.db'}"
 
 
 def artifact_location(uri: str | None = None) -> str | None:
@@ -77,7 +71,7 @@ def artifact_location(uri: str | None = None) -> str | None:
     if _scheme(uri or tracking_uri()) in ("http", "https", "databricks"):
         return None
     # A database store without an artifact root would write into the current directory.
-    return (project_root() / "mlruns" / "artifacts").as_uri()
+    return (mlruns_dir() / "artifacts").as_uri()
 
 
 def _scheme(uri: str) -> str:
@@ -268,7 +262,7 @@ def gate_scores(router: Any, test: RoutingData, budget_usd: float | None = None)
     ``budget_usd`` None: the router's own calibrated budget (the new version's); the champion
     is then scored at that same budget in dollars, so both face the same spending limit.
     """
-    from mixllm.evaluation import evaluate_scores, scores_from_predictions
+    from mixllm.evaluation.report import evaluate_scores, scores_from_predictions
 
     decisions = router.route_batch(test.queries, budget_usd=budget_usd)
     sweep = scores_from_predictions(
@@ -331,7 +325,7 @@ def load_champion(name: str = MODEL_NAME, uri: str | None = None) -> tuple[Any, 
 def _load_router(model_uri: str, uri: str | None) -> Any:
     configure(uri)
     mlflow = _mlflow()
-    from mixllm.mlflow_model import unwrap_router
+    from mixllm.registry.pyfunc import unwrap_router
 
     return unwrap_router(mlflow.pyfunc.load_model(model_uri))
 
@@ -384,7 +378,7 @@ def log_files(files: Mapping[str, str | Path]) -> None:
 
 def data_fingerprint(data: RoutingData) -> dict[str, Any]:
     """The dataset's content hash (``workflow.data_fingerprint``) with its shape and sources."""
-    from mixllm.workflow import data_fingerprint as content_hash
+    from mixllm.data.splits import data_fingerprint as content_hash
 
     sources = data.queries["source"].value_counts().sort_index()
     return {
@@ -605,8 +599,8 @@ def publish(
 def log_router(
     router: Any, example_queries: list[str], tags: Mapping[str, str], record: Any = None
 ) -> Any:
-    """Log the router as the run's pyfunc model (see ``mixllm.mlflow_model``)."""
-    from mixllm import mlflow_model
+    """Log the router as the run's pyfunc model (see ``mixllm.registry.pyfunc``)."""
+    from mixllm.registry import pyfunc as mlflow_model
 
     return mlflow_model.log_router(
         router, example_queries=example_queries, extra_metadata=dict(tags), record=record

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import httpx
 
-from mixllm.errors import ConfigError, MixLLMError
+from mixllm.core.errors import ConfigError, MixLLMError
 
 LOOPBACK = "127.0.0.1"
 SERVICE_START = "<!-- service:start -->"

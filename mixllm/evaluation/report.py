@@ -22,8 +22,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from tqdm import tqdm
 
-from mixllm import metrics
-from mixllm.baselines import (
+from mixllm.core.errors import DataError, UnknownLLMError
+from mixllm.core.types import RoutingData
+from mixllm.evaluation import metrics
+from mixllm.evaluation.baselines import (
     LEARNED,
     LinearCostModel,
     OracleRouter,
@@ -32,8 +34,6 @@ from mixllm.baselines import (
     TagMeanRouter,
     make_baselines,
 )
-from mixllm.errors import DataError, UnknownLLMError
-from mixllm.types import RoutingData
 
 COST_PCTS = (10, 25, 50)
 # Without a calibrated point, a sweep router is reported at its best point under this
@@ -192,7 +192,7 @@ class EvaluationReport:
 
     def plot_pareto(self, path: str | Path, title: str | None = None) -> Path:
         """PNG of every router's curve/point, cost as % of the reference LLM (log axis)."""
-        from mixllm.plots import plot_pareto
+        from mixllm.evaluation.plots import plot_pareto
 
         curves, points, singles, oracle = {}, {}, {}, None
         for name, r in self.routers.items():

@@ -7,7 +7,7 @@ reference LLM's cost) and returns one row per query: the chosen LLM, the query's
 every candidate's predicted quality, cost, latency and score (JSON).
 
 The model code is the installed ``mixllm`` package (no ``code_paths``): pickles refer to
-``mixllm.mlflow_model.RouterPyfunc`` by name, so a model loads wherever mixllm is
+``mixllm.registry.pyfunc.RouterPyfunc`` by name, so a model loads wherever mixllm is
 installed, offline. mlflow is imported only when something here is called.
 """
 
@@ -64,7 +64,7 @@ def _budget(value: Any) -> float | None:
     try:
         x = float(value)
     except (TypeError, ValueError) as exc:
-        from mixllm.errors import InvalidRequestError
+        from mixllm.core.errors import InvalidRequestError
 
         raise InvalidRequestError(f"budget must be a number, got {value!r}") from exc
     return x if math.isfinite(x) else None
@@ -73,7 +73,7 @@ def _budget(value: Any) -> float | None:
 def predict_frame(router: Any, frame: pd.DataFrame) -> pd.DataFrame:
     """Route every row of ``frame`` (query, budget?, budget_pct?) -> one output row per query."""
     if "query" not in frame.columns:
-        from mixllm.errors import InvalidRequestError
+        from mixllm.core.errors import InvalidRequestError
 
         raise InvalidRequestError(f"input needs a 'query' column, got {list(frame.columns)}")
     frame = frame.reset_index(drop=True)
@@ -124,7 +124,7 @@ def _json_float(x: Any) -> float | None:
 
 def load_router(path: str | Path) -> Any:
     """Load a saved router directory (the model's artifact)."""
-    from mixllm.router import MixLLMRouter
+    from mixllm.routing.router import MixLLMRouter
 
     return MixLLMRouter.load(path)
 

@@ -35,8 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from mixllm.config import mixllm_home
-from mixllm.errors import FeedbackStoreError, InvalidRequestError, UnknownRequestError
+from mixllm.core.errors import FeedbackStoreError, InvalidRequestError, UnknownRequestError
+from mixllm.core.paths import mixllm_home
 
 URL_ENV = "MIXLLM_FEEDBACK_URL"
 SQLITE_BUSY_TIMEOUT_MS = 30_000

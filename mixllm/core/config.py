@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
-
-DATA_ENV = "MIXLLM_DATA"
-HOME_ENV = "MIXLLM_HOME"
 
 
 class _Section(BaseModel):
@@ -148,17 +144,3 @@ def _deep_update(base: dict, changes: dict) -> dict:
         nested = isinstance(value, dict) and isinstance(out.get(key), dict)
         out[key] = _deep_update(out[key], value) if nested else value
     return out
-
-
-def mixllm_home() -> Path:
-    """Where runtime state goes: $MIXLLM_HOME, else ``.mixllm`` in the current project."""
-    return Path(os.environ.get(HOME_ENV) or Path.cwd() / ".mixllm")
-
-
-def default_data_path() -> Path:
-    """The default training data: $MIXLLM_DATA, else ../shared/data/routerbench of the project."""
-    env = os.environ.get(DATA_ENV)
-    if env:
-        return Path(env)
-    project = Path(__file__).resolve().parent.parent
-    return project.parent / "shared" / "data" / "routerbench"
