@@ -116,6 +116,23 @@ class RoutingData:
             report=self.report,
         )
 
+    def select_llms(self, names: list[str]) -> RoutingData:
+        """The same queries over LLM columns ``names`` (in that order); raises ``KeyError``."""
+        cols = [self.llm_index(m) for m in names]
+
+        def take(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[:, cols]
+
+        return RoutingData(
+            queries=self.queries,
+            llms=list(names),
+            quality=self.quality[:, cols],
+            cost=self.cost[:, cols],
+            output_tokens=take(self.output_tokens),
+            latency_s=take(self.latency_s),
+            report=self.report,
+        )
+
     def shuffled_quality(self, seed: int) -> RoutingData:
         """The same queries with their quality rows permuted: a negative control."""
         perm = np.random.default_rng(seed).permutation(len(self))

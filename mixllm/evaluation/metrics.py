@@ -1,4 +1,7 @@
-"""Quality-cost metrics of routers: lambda sweeps, Pareto front, convex hull, AIQ.
+"""Quality-cost metrics of routers: Pareto front, convex hull, AIQ, quality at a cost.
+
+The decision rule and its sweep over lambda live once in ``mixllm.routing.decision`` and
+are re-exported here for the evaluation code.
 
 Conventions: an operating point is ``(mean_cost, mean_quality)`` over a query set, a
 curve is an ``(m, 2)`` array of such points, costs are dollars per query and qualities
@@ -9,125 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-# Scores within this distance of the best count as ties (broken by predicted cost):
-# predictors often return exactly equal qualities (KNN means, tag means) and float
-# rounding of ``q - lam * c`` must not turn such ties into arbitrary picks.
-_TIE_EPS = 1e-12
-# Upper bound on the (lambdas x queries x llms) block that ``sweep`` materialises at once.
-_SWEEP_BLOCK = 4_000_000
-
-
-def choose(
-    q_hat: np.ndarray,
-    c_hat: np.ndarray,
-    lam: float | np.ndarray,
-    bonus: np.ndarray | None = None,
-) -> np.ndarray:
-    """Per-query argmax of ``q_hat + bonus - lam * c_hat``; ties go to the cheaper LLM.
-
-    ``lam`` a scalar gives ``(n,)`` choices, an array of ``m`` lambdas gives ``(m, n)``.
-    NaN scores (unknown prediction) never win unless a whole row is NaN.
-    """
-    q = np.asarray(q_hat, dtype=float)
-    c = np.asarray(c_hat, dtype=float)
-    if q.shape != c.shape or q.ndim != 2:
-        raise ValueError(f"q_hat {q.shape} and c_hat {c.shape} must be the same (n, k) shape")
-    if bonus is not None:
-        q = q + np.asarray(bonus, dtype=float)
-    lam_arr = np.asarray(lam, dtype=float)
-    scalar = lam_arr.ndim == 0
-    lams = lam_arr.reshape(-1, 1, 1)
-    score = q[None] - lams * c[None]
-    score = np.where(np.isnan(score), -np.inf, score)
-    best = score.max(axis=2, keepdims=True)
-    tied = score >= best - _TIE_EPS
-    c_tie = np.where(tied, np.nan_to_num(c, nan=np.inf)[None], np.inf)
-    out = np.argmin(c_tie, axis=2)
-    return out[0] if scalar else out
-
-
-def operating_point(
-    choices: np.ndarray, quality: np.ndarray, cost: np.ndarray
-) -> tuple[float, float]:
-    """Mean recorded ``(cost, quality)`` of the chosen LLMs; unobserved outcomes are skipped."""
-    choices = np.asarray(choices, dtype=int)
-    rows = np.arange(len(choices))
-    return _nanmean(cost[rows, choices]), _nanmean(quality[rows, choices])
-
-
-def _nanmean(x: np.ndarray) -> float:
-    x = np.asarray(x, dtype=float)
-    ok = ~np.isnan(x)
-    return float(x[ok].mean()) if ok.any() else float("nan")
-
-
-def sweep(
-    q_hat: np.ndarray,
-    c_hat: np.ndarray,
-    quality: np.ndarray,
-    cost: np.ndarray,
-    lambdas: np.ndarray,
-    bonus: np.ndarray | None = None,
-) -> np.ndarray:
-    """Operating points ``(m, 2)`` of a score-based router, one per lambda."""
-    lambdas = np.atleast_1d(np.asarray(lambdas, dtype=float))
-    n, k = np.shape(q_hat)
-    rows = np.arange(n)
-    qual = np.asarray(quality, dtype=float)
-    cst = np.asarray(cost, dtype=float)
-    out = np.empty((len(lambdas), 2))
-    # Blocks over lambdas bound memory to _SWEEP_BLOCK floats on large test sets.
-    step = max(1, _SWEEP_BLOCK // max(1, n * k))
-    for start in range(0, len(lambdas), step):
-        ch = choose(q_hat, c_hat, lambdas[start : start + step], bonus)
-        picked_q = qual[rows[None, :], ch]
-        picked_c = cst[rows[None, :], ch]
-        with np.errstate(invalid="ignore"):
-            out[start : start + step, 0] = _row_nanmean(picked_c)
-            out[start : start + step, 1] = _row_nanmean(picked_q)
-    return out
-
-
-def _row_nanmean(x: np.ndarray) -> np.ndarray:
-    ok = ~np.isnan(x)
-    counts = ok.sum(axis=1)
-    sums = np.where(ok, x, 0.0).sum(axis=1)
-    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-
-
-def lambda_grid(c_ref: float | np.ndarray, size: int = 60) -> np.ndarray:
-    """``size`` lambdas: 0 then log-spaced from "cost is noise" to "cheapest always wins".
-
-    With a scalar reference cost (e.g. the reference LLM's mean cost) the log part spans
-    ``lambda * c_ref`` in [1e-3, 1e5]: at the low end cost moves a score by 0.001 quality
-    points, at the high end any cost gap >= 1e-5 * c_ref outweighs a whole quality unit.
-    With an array of predicted costs ``(n, k)`` (or ``(k,)``) the span is data driven: from
-    ``1e-3 / max cost`` up to ``10 / smallest positive cost gap`` within a row, so the last
-    lambda picks the predicted-cheapest LLM of every query even with bonuses up to ~9.
-    """
-    if size < 2:
-        raise ValueError("lambda_grid needs size >= 2 (lambda = 0 plus at least one more)")
-    c = np.asarray(c_ref, dtype=float)
-    if c.ndim == 0:
-        if not np.isfinite(c) or c <= 0:
-            raise ValueError(f"c_ref must be a positive cost, got {c_ref!r}")
-        lo, hi = 1e-3 / float(c), 1e5 / float(c)
-    else:
-        lo, hi = _data_lambda_range(np.atleast_2d(c))
-    return np.concatenate([[0.0], np.geomspace(lo, hi, size - 1)])
-
-
-def _data_lambda_range(c: np.ndarray) -> tuple[float, float]:
-    finite = c[np.isfinite(c)]
-    if finite.size == 0 or finite.max() <= 0:
-        raise ValueError("lambda_grid needs at least one positive finite cost")
-    c_max = float(finite.max())
-    lo = 1e-3 / c_max
-    gaps = np.diff(np.sort(np.where(np.isfinite(c), c, np.nan), axis=1), axis=1)
-    # Gaps at float-noise level are ties, not a reason to push lambda to 1e15.
-    gaps = gaps[np.isfinite(gaps) & (gaps > 1e-9 * c_max)]
-    hi = 10.0 / float(gaps.min()) if gaps.size else lo * 1e6
-    return lo, max(hi, lo * 10)
+from mixllm.routing.decision import (  # noqa: F401  (re-exported: one implementation)
+    choose,
+    lambda_grid,
+    operating_point,
+    score,
+    sweep,
+)
 
 
 def _clean(points: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ from mixllm.evaluation.baselines import (
     TagMeanRouter,
     make_baselines,
 )
+from mixllm.routing.training import make_encoder
 
 COST_PCTS = (10, 25, 50)
 # Without a calibrated point, a sweep router is reported at its best point under this
@@ -113,6 +114,7 @@ class EvaluationReport:
     calibrated: dict[str, tuple[float, float]] = field(default_factory=dict)  # (cost, quality)
     per_tag: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
     tag_counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # e.g. which LLMs the routers were limited to
 
     def ranked(self) -> list[str]:
         """Router names by decreasing AIQ."""
@@ -135,6 +137,7 @@ class EvaluationReport:
         }
         return {
             "reference_llm": self.reference_llm,
+            "notes": list(self.notes),
             "n_queries": int(self.n_queries),
             "cost_range": [_num(self.cost_range[0]), _num(self.cost_range[1])],
             "routers": routers,
@@ -151,6 +154,7 @@ class EvaluationReport:
             "| Q% @ cost<=50% | mean quality | mean cost $ | reported at |",
             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
+        lines[1:1] = [f"Note: {n}" for n in self.notes] + ([""] if self.notes else [])
         for i, name in enumerate(self.ranked(), 1):
             r = self.routers[name]
             at = " | ".join(_fmt(r.quality_pct_at_cost_pct[str(p)], ".1f") for p in COST_PCTS)
@@ -270,22 +274,26 @@ def router_outputs(
     name: str = "mixllm",
     budget_pcts: Sequence[float] = COST_PCTS,
     uncertainty_weight: float | None = None,
+    candidates: Sequence[str] | None = None,
 ) -> tuple[dict[str, ScoreRouterOutput], dict[str, ChoiceOutput]]:
     """MixLLM's sweep output and calibrated choices (default budget + ``budget_pcts``).
 
     The sweep uses ``quality + uncertainty_weight * uncertainty - lambda * cost``
     (default weight: the router's ``cfg.bandit.alpha``) without queue/latency
-    penalties; the calibrated points are the router's own ``route_batch`` decisions.
+    penalties; the calibrated points are the router's own ``route_batch`` decisions,
+    limited to ``candidates`` when given (LLMs outside them never win the sweep either).
     """
     if uncertainty_weight is None:
         uncertainty_weight = float(router.cfg.bandit.alpha)
     pred = router.predict(test.queries)
-    sweep_out = {name: scores_from_predictions(pred, test.llms, uncertainty_weight)}
+    llms = list(test.llms) if candidates is None else [m for m in test.llms if m in candidates]
+    sweep_out = {name: scores_from_predictions(pred, llms, uncertainty_weight)}
+    limit = {} if candidates is None else {"candidates": list(candidates)}
     # the frame carries prompt_tokens of the whole prompt: cost predictions need them
-    calibrated = {name: choices_from_llm_names(router.route_batch(test.queries), test.llms)}
+    calibrated = {name: choices_from_llm_names(router.route_batch(test.queries, **limit), llms)}
     for pct in budget_pcts:
-        decisions = router.route_batch(test.queries, budget_pct=float(pct))
-        calibrated[f"{name}@{pct:g}%"] = choices_from_llm_names(decisions, test.llms)
+        decisions = router.route_batch(test.queries, budget_pct=float(pct), **limit)
+        calibrated[f"{name}@{pct:g}%"] = choices_from_llm_names(decisions, llms)
     return sweep_out, calibrated
 
 
@@ -298,18 +306,27 @@ def evaluate_router(
     plain_encoder: Any = None,
     seed: int = 0,
     progress: bool = True,
+    candidates: Sequence[str] | None = None,
 ) -> EvaluationReport:
     """A fitted router, its ``variants`` (ablations) and every baseline, on the same test set.
 
     Baselines train on ``train`` with the plain (not tag-enhanced) embeddings of
     ``plain_encoder`` (default: the router's base encoder settings) and the router's tags.
+    Every router is limited to the LLMs both the router and ``test`` know (and to
+    ``candidates`` when given); the report's ``notes`` say so when that drops any.
+    Raises ``UnknownLLMError`` when fewer than one such LLM remains or a candidate is unknown.
     """
-    sweeps, calibrated = router_outputs(router, test)
+    names, notes = shared_llms(router.llms_, test.llms, candidates)
+    limit = None if names == list(router.llms_) else names
+    test, train = test.select_llms(names), train.select_llms(names)
+    sweeps, calibrated = router_outputs(router, test, candidates=limit)
     for vname, variant in (variants or {}).items():
-        v_sweep, v_cal = router_outputs(variant, test, name=vname, budget_pcts=())
+        v_sweep, v_cal = router_outputs(
+            variant, test, name=vname, budget_pcts=(), candidates=limit
+        )
         sweeps.update(v_sweep)
         calibrated.update(v_cal)
-    encoder = plain_encoder or router._make_encoder()
+    encoder = plain_encoder or make_encoder(router.cfg)
     texts_train = train.queries["query"].tolist()
     texts_test = test.queries["query"].tolist()
     X_train = encoder.encode(texts_train, progress=progress)
@@ -319,13 +336,47 @@ def evaluate_router(
     outputs = baseline_outputs(
         train, test, X_train, X_test, tags_train, tags_test, seed=seed, progress=progress
     )
-    return evaluate_scores(
+    report = evaluate_scores(
         test,
         {**outputs, **sweeps},
-        reference_llm=router.reference_llm_,
+        reference_llm=router.reference_llm_ if router.reference_llm_ in names else None,
         tags=tags_test,
         calibrated=calibrated,
     )
+    report.notes.extend(notes)
+    return report
+
+
+def shared_llms(
+    router_llms: Sequence[str], data_llms: Sequence[str], candidates: Sequence[str] | None
+) -> tuple[list[str], list[str]]:
+    """LLMs to evaluate on (the data's order) and notes on what was left out and why."""
+    notes = []
+    if candidates is not None:
+        unknown = [m for m in candidates if m not in router_llms or m not in data_llms]
+        if unknown:
+            raise UnknownLLMError(
+                f"candidate(s) {', '.join(unknown)} not both routable and in the data; "
+                f"router: {', '.join(router_llms)}; data: {', '.join(data_llms)}"
+            )
+    names = [m for m in data_llms if m in router_llms and (candidates is None or m in candidates)]
+    if len(names) < 1:
+        raise UnknownLLMError(
+            f"the router ({', '.join(router_llms)}) and the data ({', '.join(data_llms)}) "
+            "share no LLM"
+        )
+    absent = [m for m in router_llms if m not in data_llms]
+    if absent:
+        notes.append(
+            f"routers limited to the {len(names)} LLM(s) present in the data; "
+            f"not in the data: {', '.join(absent)}"
+        )
+    if candidates is not None:
+        notes.append(f"routers limited to the candidates {', '.join(names)}")
+    extra = [m for m in data_llms if m not in router_llms]
+    if extra:
+        notes.append(f"LLMs in the data the router cannot route to: {', '.join(extra)}")
+    return names, notes
 
 
 def _column_nanmean(x: np.ndarray) -> np.ndarray:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -59,6 +61,24 @@ class TagPrior:
         m = self.smoothing
         self.table_ = {t: (sums[t] + m * self.global_) / (counts[t] + m) for t in sums}
         return self
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (the save format)."""
+        return {
+            "smoothing": self.smoothing,
+            "llms": self.llms_,
+            "global": self.global_.tolist(),
+            "table": {t: v.tolist() for t, v in self.table_.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> TagPrior:
+        """Inverse of ``to_dict``."""
+        out = cls(float(raw["smoothing"]))
+        out.llms_ = list(raw["llms"])
+        out.global_ = np.asarray(raw["global"], dtype=float)
+        out.table_ = {t: np.asarray(v, dtype=float) for t, v in raw["table"].items()}
+        return out
 
     def predict(self, tags: list[list[str]]) -> np.ndarray:
         """(n, k) prior quality of each LLM for each query."""
@@ -262,17 +282,46 @@ class LGBMPredictors:
         toks[:, self._len_llm] = np.exp(raw[:, self._len_cols])
         return QualityCostEstimate(mean, std, np.maximum(toks, 1.0))
 
-    def __getstate__(self) -> dict:
-        # boosters pickle as model strings; the numpy walk is rebuilt on load
-        state = self.__dict__.copy()
-        state.pop("_fast", None)
-        state.pop("_boosters", None)
-        for key in [k for k in state if k.startswith("_") and k != "_order"]:
-            state.pop(key)
-        state.pop("_order", None)
-        return state
+    def save(self, path: str | Path) -> None:
+        """Write the boosters as LightGBM text models plus an ``index.json``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        index: dict = {
+            "llms": self.llms_,
+            "seed": self.seed,
+            "rounds": self.rounds_,
+            "mean_tokens": self.mean_tokens_,
+            "quality": {},
+            "length": {},
+        }
+        for j, llm in enumerate(self.llms_):
+            files = []
+            for b, booster in enumerate(self.quality_models_.get(llm, [])):
+                files.append(f"quality_{j}_{b}.txt")
+                booster.save_model(str(path / files[-1]))
+            index["quality"][llm] = files
+            if llm in self.length_models_:
+                index["length"][llm] = f"length_{j}.txt"
+                self.length_models_[llm].save_model(str(path / index["length"][llm]))
+        (path / "index.json").write_text(json.dumps(index, indent=1))
 
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        if hasattr(self, "llms_"):
-            self._compile()
+    @classmethod
+    def load(cls, path: str | Path, config: PredictorConfig) -> LGBMPredictors:
+        """Inverse of ``save``."""
+        path = Path(path)
+        index = json.loads((path / "index.json").read_text())
+        out = cls(config, int(index["seed"]))
+        out.llms_ = list(index["llms"])
+        out.rounds_ = {k: int(v) for k, v in index["rounds"].items()}
+        out.mean_tokens_ = {k: float(v) for k, v in index["mean_tokens"].items()}
+        out.quality_models_ = {
+            llm: [lgb.Booster(model_file=str(path / f)) for f in files]
+            for llm, files in index["quality"].items()
+            if files
+        }
+        out.length_models_ = {
+            llm: lgb.Booster(model_file=str(path / f)) for llm, f in index["length"].items()
+        }
+        out._valid = None
+        out._compile()
+        return out

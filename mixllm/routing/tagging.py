@@ -69,11 +69,12 @@ class TaxonomyTagger:
         taxonomy_path: str | Path | None = None,
         max_tags_per_facet: int = 1,
         min_similarity: float = 0.15,
+        taxonomy: dict[str, dict[str, dict]] | None = None,
     ):
         self.taxonomy_path = taxonomy_path
         self.max_tags_per_facet = max_tags_per_facet
         self.min_similarity = min_similarity
-        self.taxonomy_ = load_taxonomy(taxonomy_path)
+        self.taxonomy_ = taxonomy if taxonomy is not None else load_taxonomy(taxonomy_path)
         self._patterns = {
             f"{facet}:{name}": [re.compile(p, re.IGNORECASE) for p in spec.get("keywords", [])]
             for facet in FACETS
@@ -137,10 +138,14 @@ class TaxonomyTagger:
             parts.append(spec["description"] if spec else f"{facet}: {name}")
         return "; ".join(parts)
 
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_encoder"] = None
-        return state
+    def to_dict(self) -> dict:
+        """Settings and taxonomy (the save format; the encoder is saved on its own)."""
+        return {
+            "kind": "taxonomy",
+            "max_tags_per_facet": self.max_tags_per_facet,
+            "min_similarity": self.min_similarity,
+            "taxonomy": self.taxonomy_,
+        }
 
 
 _INSTAG_PROMPT = """You are a query tagger for an LLM router (InsTag style).
@@ -179,6 +184,17 @@ class LLMTagger:
     def vocabulary(self) -> list[str]:
         """Every tag this tagger can emit."""
         return self.fallback.vocabulary
+
+    def to_dict(self) -> dict:
+        """Endpoint settings (never a key: only the NAME of its environment variable)."""
+        return {
+            **self.fallback.to_dict(),
+            "kind": "llm",
+            "base_url": self.base_url,
+            "model": self.model,
+            "api_key_env": self.api_key_env,
+            "timeout_s": self.timeout_s,
+        }
 
     def fit(self, encoder: Encoder) -> LLMTagger:
         """Prepare the fallback tagger."""
@@ -248,3 +264,25 @@ def tag_matrix(tags: Sequence[Sequence[str]], vocabulary: Sequence[str]) -> np.n
             if j is not None:
                 out[i, j] = 1.0
     return out
+
+
+def tagger_from_dict(raw: dict) -> Tagger:
+    """Rebuild a tagger saved with ``to_dict`` (call ``fit(encoder)`` before tagging)."""
+    kind = raw.get("kind")
+    base = TaxonomyTagger(
+        None, int(raw["max_tags_per_facet"]), float(raw["min_similarity"]), raw["taxonomy"]
+    )
+    if kind == "taxonomy":
+        return base
+    if kind == "llm":
+        tagger = LLMTagger(
+            raw["base_url"],
+            raw["model"],
+            raw["api_key_env"],
+            None,
+            base.max_tags_per_facet,
+            float(raw["timeout_s"]),
+        )
+        tagger.fallback = base
+        return tagger
+    raise ConfigError(f"unknown tagger kind {kind!r} in saved router")

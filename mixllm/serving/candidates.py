@@ -111,6 +111,6 @@ def check_active(router: Any, candidates: list[str]) -> None:
 def price_spec(router: Any, llm: str) -> Any:
     """``router``'s price entry of ``llm``, None if it has none."""
     try:
-        return router.prices_[llm]
+        return router.spec(llm)
     except (KeyError, AttributeError, MixLLMError):
         return None

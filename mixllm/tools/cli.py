@@ -92,9 +92,17 @@ def evaluate(
     data: DataOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="write the Pareto PNG here")] = None,
+    candidates: Annotated[
+        str | None,
+        typer.Option("--candidates", help="comma-separated LLMs to limit every router to"),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Evaluate a saved router and every baseline on the queries of DATA it never saw."""
+    """Evaluate a saved router and every baseline on the queries of DATA it never saw.
+
+    DATA may hold fewer LLMs than the router: every router is then limited to the LLMs
+    present (a note says which were left out).
+    """
     _setup_logging(verbose)
     try:
         from mixllm.data.loaders import load_data
@@ -105,7 +113,12 @@ def evaluate(
         model = MixLLMRouter.load(router)
         record = TrainingRecord.load(router)
         test = held_out(record, load_data(resolve_data(data)))
-        report = evaluate_router(model, training_data(record), test, progress=not as_json)
+        names = [c.strip() for c in candidates.split(",") if c.strip()] if candidates else None
+        report = evaluate_router(
+            model, training_data(record), test, progress=not as_json, candidates=names
+        )
+        for note in report.notes:
+            typer.echo(f"note: {note}", err=True)
     except (MixLLMError, OSError) as exc:
         _fail(exc)
     if plot:

@@ -12,8 +12,8 @@ from mixllm.tools.cli import app
 runner = CliRunner()
 
 
-def write_routerbench(path, n=240):
-    """The synthetic task in RouterBench's wide format."""
+def write_routerbench(path, n=240, llms=LLMS):
+    """The synthetic task in RouterBench's wide format (columns of ``llms`` only)."""
     data = make_task(n)
     frame = pd.DataFrame(
         {
@@ -23,6 +23,8 @@ def write_routerbench(path, n=240):
         }
     )
     for j, llm in enumerate(LLMS):
+        if llm not in llms:
+            continue
         frame[llm] = data.quality[:, j]
         frame[f"{llm}|model_response"] = [
             repr(["word " * int(t)]) for t in data.output_tokens[:, j]
@@ -82,6 +84,44 @@ def test_evaluate_json_has_the_documented_shape(workspace):
         r = report["routers"][name]
         assert set(r) >= {"aiq", "quality_pct_at_cost_pct", "mean_quality", "mean_cost"}
         assert set(r["quality_pct_at_cost_pct"]) == {"10", "25", "50"}
+
+
+def _evaluate_json(workspace, data, *extra):
+    args = ["evaluate", "--router", str(workspace / "router"), "--data", str(data), "--json"]
+    result = runner.invoke(app, [*args, *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout), result.stderr
+
+
+def test_evaluate_on_a_log_of_fewer_llms(workspace):
+    # issue #8 defect 7: "routed to LLMs absent from the test data"
+    two = write_routerbench(workspace / "two.csv", llms=["cheap-coder", "premium"])
+    report, err = _evaluate_json(workspace, two)
+    assert "not in the data: cheap-reader" in err
+    assert any("cheap-reader" in n for n in report["notes"])
+    assert "cheap-reader" not in report["routers"]
+    assert {"mixllm", "knn", "cheap-coder", "premium"} <= set(report["routers"])
+
+
+def test_evaluate_limited_to_candidates(workspace):
+    report, _ = _evaluate_json(
+        workspace, workspace / "bench.csv", "--candidates", "cheap-reader,premium"
+    )
+    assert set(report["routers"]) >= {"mixllm", "cheap-reader", "premium"}
+    assert "cheap-coder" not in report["routers"]
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--router",
+            str(workspace / "router"),
+            "--data",
+            str(workspace / "bench.csv"),
+            "--candidates",
+            "ghost",
+        ],
+    )
+    assert result.exit_code != 0 and "ghost" in result.output
 
 
 def test_route_prints_choice_tags_and_candidates(workspace):

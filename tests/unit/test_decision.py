@@ -4,22 +4,21 @@ import numpy as np
 import pytest
 
 from mixllm.core.errors import InvalidRequestError
-from mixllm.routing.decision import BudgetCalibration, lambda_grid, scores
+from mixllm.routing.decision import BudgetCalibration, lambda_grid, score
 
 
 def test_score_trades_quality_for_cost():
     q = np.array([[0.9, 0.6]])
     c = np.array([[0.01, 0.001]])
-    u = np.zeros_like(q)
-    assert scores(q, c, u, lam=0.0, alpha=0).argmax() == 0
-    assert scores(q, c, u, lam=100.0, alpha=0).argmax() == 1
+    assert score(q, c, lam=0.0).argmax() == 0
+    assert score(q, c, lam=100.0).argmax() == 1
 
 
 def test_uncertainty_bonus_and_penalty_move_the_choice():
     q = np.array([[0.7, 0.7]])
     c = np.zeros_like(q)
-    assert scores(q, c, np.array([[0.0, 0.2]]), 0, alpha=1).argmax() == 1
-    assert scores(q, c, np.zeros_like(q), 0, 0, penalty=np.array([[0.5, 0.0]])).argmax() == 1
+    assert score(q, c, 0, bonus=np.array([[0.0, 0.2]])).argmax() == 1
+    assert score(q, c, 0, bonus=-np.array([[0.5, 0.0]])).argmax() == 1
 
 
 def test_grid_starts_at_zero_and_grows():
@@ -34,7 +33,7 @@ def calibration():
     quality = np.column_stack([rng.random(n) < 0.9, rng.random(n) < 0.6]).astype(float)
     cost = np.column_stack([np.full(n, 0.01), np.full(n, 0.001)])
     pred = quality * 0.5 + 0.25
-    return BudgetCalibration.fit(pred, cost, np.zeros_like(cost), quality, cost, 0.0, 0.01)
+    return BudgetCalibration.fit(pred, cost, None, quality, cost, 0.01)
 
 
 def test_calibrated_lambda_respects_the_budget(calibration):
@@ -56,3 +55,5 @@ def test_budget_pct_is_relative_to_the_reference(calibration):
         calibration.budget_usd(budget_pct=0)
     with pytest.raises(InvalidRequestError, match="budget"):
         calibration.budget_usd()
+    with pytest.raises(InvalidRequestError, match="not a finite number"):
+        calibration.budget_usd(budget_pct=float("nan"))

@@ -91,7 +91,7 @@ def test_baseline_outputs_without_tags_skips_tag_mean(task) -> None:
 
 def test_json_shape_is_exact_and_round_trips(report) -> None:
     js = report.to_json()
-    assert set(js) == {"reference_llm", "n_queries", "cost_range", "routers"}
+    assert set(js) == {"reference_llm", "notes", "n_queries", "cost_range", "routers"}
     assert isinstance(js["reference_llm"], str) and type(js["n_queries"]) is int
     assert len(js["cost_range"]) == 2 and all(type(x) is float for x in js["cost_range"])
     keys = {"aiq", "quality_pct_at_cost_pct", "mean_quality", "mean_cost", "quality_pct"}

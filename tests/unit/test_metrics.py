@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mixllm.evaluation import metrics
+from mixllm.routing import decision
 
 
 def test_choose_argmax_at_lambda_zero_and_cheapest_at_huge_lambda() -> None:
@@ -65,7 +66,7 @@ def test_sweep_blocks_give_the_same_points(monkeypatch: pytest.MonkeyPatch) -> N
     q_hat, c_hat, quality = _random_task(n=50)
     lams = metrics.lambda_grid(c_hat, 12)
     whole = metrics.sweep(q_hat, c_hat, quality, c_hat, lams)
-    monkeypatch.setattr(metrics, "_SWEEP_BLOCK", 50 * 5 * 2)  # two lambdas per block
+    monkeypatch.setattr(decision, "_SWEEP_BLOCK", 50 * 5 * 2)  # two lambdas per block
     assert np.array_equal(metrics.sweep(q_hat, c_hat, quality, c_hat, lams), whole)
 
 

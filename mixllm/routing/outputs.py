@@ -1,0 +1,84 @@
+"""What routing returns: decisions, per-candidate scores and prediction matrices; and the
+one place where a batch of queries becomes texts plus token counts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from mixllm.core.errors import InvalidRequestError
+from mixllm.core.tokens import count_tokens_many
+
+
+@dataclass
+class CandidateScore:
+    """One candidate LLM's predictions for a query (quality in [0, 1], cost in $, seconds)."""
+
+    llm: str
+    quality: float
+    cost: float
+    latency_s: float
+    uncertainty: float
+    score: float
+
+
+@dataclass
+class Decision:
+    """The routing decision for one query."""
+
+    llm: str
+    tags: list[str]
+    candidates: list[CandidateScore]
+    lambda_: float
+    budget_usd: float
+    prompt_tokens: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready view."""
+        out = asdict(self)
+        out["lambda"] = out.pop("lambda_")
+        return out
+
+
+@dataclass
+class Predictions:
+    """Per-query, per-LLM predictions (n, k) for evaluation and inspection."""
+
+    llms: list[str]
+    quality: np.ndarray
+    cost: np.ndarray
+    uncertainty: np.ndarray
+    latency_s: np.ndarray
+    tags: list[list[str]]
+
+
+def as_batch(queries: pd.DataFrame | Sequence[str] | str) -> tuple[list[str], np.ndarray]:
+    """Texts and their (n, 2) token counts: prompt tokens (paid for) and routed-query tokens.
+
+    A frame may carry ``prompt_tokens`` (or a ``prompt`` column to count them from);
+    plain strings are their own prompt. Raises ``InvalidRequestError`` on empty or
+    non-text queries.
+    """
+    if isinstance(queries, str):
+        queries = [queries]
+    if isinstance(queries, pd.DataFrame):
+        if "query" not in queries:
+            raise InvalidRequestError("queries frame needs a 'query' column")
+        texts = queries["query"].tolist()
+    else:
+        texts = list(queries)
+    bad = [i for i, q in enumerate(texts) if not isinstance(q, str) or not q.strip()]
+    if bad:
+        raise InvalidRequestError(f"empty or non-text query at position(s) {bad[:5]}")
+    q_tokens = count_tokens_many(texts).astype(float)
+    if isinstance(queries, pd.DataFrame) and "prompt_tokens" in queries:
+        prompt = queries["prompt_tokens"].to_numpy(dtype=float)
+    elif isinstance(queries, pd.DataFrame) and "prompt" in queries:
+        prompt = count_tokens_many(queries["prompt"].astype(str).tolist()).astype(float)
+    else:
+        prompt = q_tokens
+    return texts, np.column_stack([prompt, q_tokens])

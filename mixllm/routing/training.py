@@ -1,0 +1,237 @@
+"""Training a MixLLM router in stages: tag, fine-tune the encoder on the tags, fit the
+per-LLM predictors, calibrate lambda to the budget, refit on every row; then freeze the
+parts into a ``TrainedRouter``. The Prefect pipeline runs each stage as its own task."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mixllm.core.config import MixLLMConfig
+from mixllm.core.errors import InvalidRequestError, NotFittedError
+from mixllm.core.paths import mixllm_home
+from mixllm.core.prices import PriceTable, load_prices
+from mixllm.core.types import RoutingData
+from mixllm.routing.artifact import TrainedRouter
+from mixllm.routing.bandit import LinUCB
+from mixllm.routing.decision import BudgetCalibration
+from mixllm.routing.encoder import Encoder, HashEncoder, SentenceEncoder
+from mixllm.routing.estimates import CandidateTable, estimate, spec_service_time
+from mixllm.routing.features import FeatureMap
+from mixllm.routing.latency import ServiceTime, fit_service_time
+from mixllm.routing.outputs import as_batch
+from mixllm.routing.predictors import LGBMPredictors, TagPrior
+from mixllm.routing.state import OnlineState
+from mixllm.routing.tagging import LLMTagger, Tagger, TaxonomyTagger
+
+log = logging.getLogger(__name__)
+
+
+def cache_dir(config: MixLLMConfig) -> Path:
+    """Where embeddings and fine-tuned weights are cached."""
+    return Path(config.encoder.cache_dir or mixllm_home() / "cache")
+
+
+def make_encoder(config: MixLLMConfig) -> Encoder:
+    """The encoder the config names (not yet fine-tuned)."""
+    c = config.encoder
+    if c.kind == "hash":
+        return HashEncoder()
+    return SentenceEncoder(c.model_path, c.max_seq_length, c.embed_batch_size, cache_dir(config))
+
+
+def make_tagger(config: MixLLMConfig) -> Tagger:
+    """The tagger the config names; raises ``InvalidRequestError`` on an incomplete LLM one."""
+    c = config.tagger
+    if c.kind == "llm":
+        if not (c.llm_base_url and c.llm_model):
+            raise InvalidRequestError("tagger.kind=llm needs llm_base_url and llm_model")
+        return LLMTagger(c.llm_base_url, c.llm_model, c.llm_api_key_env, None, c.max_tags_per_facet)
+    return TaxonomyTagger(None, c.max_tags_per_facet, c.min_similarity)
+
+
+@dataclass
+class Training:
+    """The parts of a router while it is being trained (mutable until ``freeze``)."""
+
+    config: MixLLMConfig
+    encoder: Encoder
+    tagger: Tagger
+    prices: PriceTable
+    llms: list[str] = field(default_factory=list)
+    calibration_idx: np.ndarray | None = None
+    features: FeatureMap | None = None
+    tag_prior: TagPrior | None = None
+    predictors: LGBMPredictors | None = None
+    bandit_prior: LinUCB | None = None
+    prior_quality: dict[str, float] = field(default_factory=dict)
+    service: dict[str, ServiceTime] = field(default_factory=dict)
+    reference_llm: str | None = None
+    calibration: BudgetCalibration | None = None
+
+    @classmethod
+    def start(
+        cls,
+        config: MixLLMConfig,
+        tagger: Tagger | None = None,
+        encoder: Encoder | None = None,
+        prices: PriceTable | None = None,
+    ) -> Training:
+        """Parts as given, else as the config builds them."""
+        return cls(
+            config,
+            encoder or make_encoder(config),
+            tagger or make_tagger(config),
+            prices or load_prices(config.prices_path),
+        )
+
+    def tag(self, data: RoutingData) -> list[list[str]]:
+        """Tag the training queries with the base encoder (the fine-tuning targets)."""
+        self.prices.validate_llms(data.llms)
+        texts = data.queries["query"].tolist()
+        X0 = self.encoder.encode(texts, progress=True)
+        return self.tagger.fit(self.encoder).tag(texts, X0)
+
+    def finetune(
+        self, data: RoutingData, tags: list[list[str]]
+    ) -> tuple[np.ndarray, list[list[str]]]:
+        """Fine-tune the encoder on (query, tag description) pairs; re-embed and re-tag."""
+        c = self.config.encoder
+        texts = data.queries["query"].tolist()
+        if c.finetune and hasattr(self.encoder, "finetune"):
+            self.encoder.finetune(
+                texts,
+                [self.tagger.describe(t) for t in tags],
+                epochs=c.epochs,
+                batch_size=c.batch_size,
+                learning_rate=c.learning_rate,
+                max_pairs=c.max_finetune_pairs,
+                seed=self.config.train.seed,
+            )
+            self.tagger.fit(self.encoder)
+        X = self.encoder.encode(texts, progress=True)
+        return X, self.tagger.tag(texts, X)
+
+    def fit_predictors(self, data: RoutingData, X: np.ndarray, tags: list[list[str]]) -> None:
+        """Predictors on all but the calibration rows; bandit prior, priors, service times."""
+        cfg = self.config
+        fit_idx, self.calibration_idx = _split_calibration(len(data), cfg)
+        self.llms = list(data.llms)
+        vocab = self.tagger.vocabulary if cfg.predictor.use_tag_features else None
+        self.features = FeatureMap.fit(
+            X[fit_idx], cfg.predictor.pca_dim, cfg.bandit.dim, vocab, cfg.train.seed
+        )
+        valid = np.zeros(len(data), dtype=bool)
+        valid[self.calibration_idx] = True
+        self._fit_models(data, X, tags, valid=valid)
+        Z = self.features.bandit_features(self.features.project(X))
+        self.bandit_prior = LinUCB(Z.shape[1], cfg.bandit.ridge, cfg.bandit.prior_weight)
+        for j, llm in enumerate(data.llms):
+            self.bandit_prior.add(llm, Z[fit_idx][~np.isnan(data.quality[fit_idx, j])])
+        self.prior_quality = {
+            llm: float(np.nanmean(data.quality[:, j])) for j, llm in enumerate(data.llms)
+        }
+        self.service = {llm: self._service_time(data, j, llm) for j, llm in enumerate(data.llms)}
+        means = np.nanmean(data.quality, axis=0)
+        self.reference_llm = cfg.decision.reference_llm or data.llms[int(np.nanargmax(means))]
+
+    def _fit_models(
+        self,
+        data: RoutingData,
+        X: np.ndarray,
+        tags: list[list[str]],
+        valid: np.ndarray | None = None,
+        rounds: dict[str, int] | None = None,
+    ) -> None:
+        """Tag prior and LightGBM predictors (``valid`` rows: early stopping only)."""
+        cfg = self.config
+        fit_rows = np.arange(len(data)) if valid is None else np.flatnonzero(~valid)
+        self.tag_prior = None
+        if cfg.predictor.use_tag_features:
+            self.tag_prior = TagPrior(cfg.predictor.tag_prior_smoothing).fit(
+                [tags[i] for i in fit_rows], data.quality[fit_rows], data.llms
+            )
+        F = self.features.predictor_features(
+            self.features.project(X), tags, as_batch(data.queries)[1]
+        )
+        self.predictors = LGBMPredictors(cfg.predictor, cfg.train.seed).fit(
+            F,
+            data.quality,
+            data.output_tokens,
+            data.llms,
+            progress=True,
+            prior=None if self.tag_prior is None else self.tag_prior.predict(tags),
+            valid=valid,
+            rounds=rounds,
+        )
+
+    def _service_time(self, data: RoutingData, j: int, llm: str) -> ServiceTime:
+        if data.latency_s is not None and np.sum(~np.isnan(data.latency_s[:, j])) >= 10:
+            toks = (
+                data.output_tokens[:, j] if data.output_tokens is not None else np.ones(len(data))
+            )
+            return fit_service_time(
+                data.latency_s[:, j],
+                data.queries["prompt_tokens"].to_numpy(dtype=float),
+                np.nan_to_num(toks, nan=1.0),
+            )
+        return spec_service_time(self.prices[llm])
+
+    def calibrate(self, data: RoutingData, X: np.ndarray, tags: list[list[str]]) -> None:
+        """Learn lambda as a function of the budget on the held-out calibration rows."""
+        idx = self.calibration_idx
+        if idx is None or len(idx) == 0:
+            idx = np.arange(len(data))
+            log.warning("too few queries for a calibration split: calibrating in-sample")
+        ref = self.llms.index(self.reference_llm)
+        # a provisional calibration lets the parts be frozen for prediction
+        self.calibration = BudgetCalibration(np.zeros(1), np.zeros(1), np.zeros(1), 1.0)
+        model = self.freeze()
+        state = OnlineState.initial(self.llms, model.bandit_prior)
+        tokens = as_batch(data.queries.iloc[idx])[1]
+        est = estimate(
+            model, state, CandidateTable.build(model, state), X[idx], [tags[i] for i in idx], tokens
+        )
+        self.calibration = BudgetCalibration.fit(
+            est.quality,
+            est.cost,
+            self.config.bandit.alpha * est.uncertainty,
+            data.quality[idx],
+            data.cost[idx],
+            float(np.nanmean(data.cost[idx, ref])),
+            self.config.decision.lambda_grid_size,
+        )
+
+    def refit(self, data: RoutingData, X: np.ndarray, tags: list[list[str]]) -> None:
+        """Retrain the predictors on every row (same round counts, same lambda)."""
+        self._fit_models(data, X, tags, rounds=self.predictors.rounds_)
+
+    def freeze(self) -> TrainedRouter:
+        """The immutable trained router; raises ``NotFittedError`` before ``calibrate``."""
+        if self.calibration is None or self.predictors is None:
+            raise NotFittedError("router is not fitted: call fit() or MixLLMRouter.load()")
+        return TrainedRouter(
+            config=self.config,
+            encoder=self.encoder,
+            tagger=self.tagger,
+            features=self.features,
+            tag_prior=self.tag_prior,
+            predictors=self.predictors,
+            calibration=self.calibration,
+            prices=self.prices,
+            service=dict(self.service),
+            prior_quality=dict(self.prior_quality),
+            llms=tuple(self.llms),
+            reference_llm=self.reference_llm,
+            bandit_prior=self.bandit_prior,
+        )
+
+
+def _split_calibration(n: int, config: MixLLMConfig) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(config.train.seed + 1)
+    perm = rng.permutation(n)
+    n_cal = max(1, round(n * config.train.calibration_size)) if n >= 10 else 0
+    return np.sort(perm[n_cal:]), np.sort(perm[:n_cal])
