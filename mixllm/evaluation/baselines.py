@@ -22,6 +22,7 @@ from sklearn.svm import SVR
 
 from mixllm.core.errors import DataError, NotFittedError
 from mixllm.evaluation import metrics
+from mixllm.routing.predictors import TagPrior
 
 
 def _check_quality(quality: np.ndarray, n: int) -> np.ndarray:
@@ -274,18 +275,17 @@ class MFRouter(_QualityRegressor):
 
 
 class TagMeanRouter:
-    """Mean quality per (tag, LLM); a multi-tag query averages its tags' means.
+    """Mean quality per (tag, LLM), MixLLM's own tag prior used as a router on its own.
 
-    A tag never seen in training (or seen, but never with that LLM observed) stands for
-    the LLM's global mean quality. ``smoothing`` > 0 shrinks each tag mean towards the
-    global mean with that many pseudo-observations (0: plain means, the default).
+    ``smoothing`` pseudo-counts shrink each tag mean toward the LLM's global mean (0: plain
+    means, the default); see ``TagPrior`` for unseen tags and unobserved LLMs.
     """
 
     name = "tag_mean"
 
     def __init__(self, smoothing: float = 0.0) -> None:
         self.smoothing = smoothing
-        self.tag_means_: dict[str, np.ndarray] | None = None
+        self.prior_: TagPrior | None = None
 
     def fit(
         self,
@@ -296,35 +296,16 @@ class TagMeanRouter:
     ) -> TagMeanRouter:
         """Per-tag, per-LLM mean of the observed qualities."""
         q = _check_quality(quality_train, len(tags_train))
-        self.global_ = _column_means(q)
-        ok = ~np.isnan(q)
-        qz = np.where(ok, q, 0.0)
-        sums: dict[str, np.ndarray] = {}
-        counts: dict[str, np.ndarray] = {}
-        for i, tags in enumerate(tags_train):
-            for tag in set(tags):
-                sums[tag] = sums.get(tag, 0.0) + qz[i]
-                counts[tag] = counts.get(tag, 0) + ok[i]
-        s = self.smoothing
-        self.tag_means_ = {
-            t: np.where(
-                counts[t] > 0,
-                (sums[t] + s * self.global_) / np.maximum(counts[t] + s, 1e-12),
-                self.global_,
-            )
-            for t in sums
-        }
+        self.prior_ = TagPrior(self.smoothing).fit(
+            tags_train, q, [str(j) for j in range(q.shape[1])]
+        )
         return self
 
     def predict_quality(self, tags: Sequence[Sequence[str]]) -> np.ndarray:
         """Average of the query's tag means; no tag at all gives the global LLM means."""
-        if self.tag_means_ is None:
+        if self.prior_ is None:
             raise NotFittedError("TagMeanRouter used before fit")
-        out = np.empty((len(tags), len(self.global_)))
-        for i, qtags in enumerate(tags):
-            means = [self.tag_means_.get(t, self.global_) for t in dict.fromkeys(qtags)]
-            out[i] = np.mean(means, axis=0) if means else self.global_
-        return out
+        return self.prior_.predict(tags)
 
 
 class LinearCostModel:

@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -34,24 +34,13 @@ from mixllm.evaluation.baselines import (
     TagMeanRouter,
     make_baselines,
 )
+from mixllm.routing.outputs import Predictions
 from mixllm.routing.training import make_encoder
 
 COST_PCTS = (10, 25, 50)
 # Without a calibrated point, a sweep router is reported at its best point under this
 # budget (% of the reference LLM's cost): MixLLM's default budget_pct.
 REPORT_BUDGET_PCT = 25.0
-
-
-@runtime_checkable
-class PredictionsLike(Protocol):
-    """What ``MixLLMRouter.predict`` returns (kept structural: no import of router.py)."""
-
-    llms: list[str]
-    quality: np.ndarray
-    cost: np.ndarray
-    uncertainty: np.ndarray
-    latency_s: np.ndarray
-    tags: list[list[str]]
 
 
 @dataclass
@@ -237,7 +226,7 @@ def _fmt(x: float, spec: str) -> str:
 
 
 def scores_from_predictions(
-    pred: PredictionsLike, llms: Sequence[str], uncertainty_weight: float = 0.0
+    pred: Predictions, llms: Sequence[str], uncertainty_weight: float = 0.0
 ) -> ScoreRouterOutput:
     """Align a ``Predictions`` to ``llms`` (missing LLMs never win) as a sweepable output."""
     cols = {name: j for j, name in enumerate(pred.llms)}
@@ -321,9 +310,7 @@ def evaluate_router(
     test, train = test.select_llms(names), train.select_llms(names)
     sweeps, calibrated = router_outputs(router, test, candidates=limit)
     for vname, variant in (variants or {}).items():
-        v_sweep, v_cal = router_outputs(
-            variant, test, name=vname, budget_pcts=(), candidates=limit
-        )
+        v_sweep, v_cal = router_outputs(variant, test, name=vname, budget_pcts=(), candidates=limit)
         sweeps.update(v_sweep)
         calibrated.update(v_cal)
     encoder = plain_encoder or make_encoder(router.cfg)
@@ -495,7 +482,7 @@ def _per_tag(
 
 def evaluate_scores(
     test: RoutingData,
-    routers: Mapping[str, RouterOutput | PredictionsLike],
+    routers: Mapping[str, RouterOutput | Predictions],
     reference_llm: str | None = None,
     tags: Sequence[Sequence[str]] | None = None,
     calibrated: Mapping[str, Any] | None = None,
@@ -516,7 +503,7 @@ def evaluate_scores(
     results = {}
     for name, out in routers.items():
         if not isinstance(out, ScoreRouterOutput | ChoiceOutput):
-            if not isinstance(out, PredictionsLike):
+            if not isinstance(out, Predictions):
                 raise TypeError(f"router {name!r}: unsupported output {type(out).__name__}")
             out = scores_from_predictions(out, test.llms)
         if isinstance(out, ChoiceOutput) and out.kind == "choice" and name in test.llms:

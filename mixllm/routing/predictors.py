@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,31 +36,41 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 class TagPrior:
-    """Smoothed mean quality of each LLM per tag: the prior the trees boost from.
+    """Smoothed mean quality of each LLM per tag: MixLLM's prior and the tag-mean baseline.
 
-    A query's prior is the mean over its tags; a tag seen on few queries is shrunk toward
-    the LLM's overall mean with ``smoothing`` pseudo-counts.
+    A query's prior is the mean over its distinct tags; a tag never seen in training (or
+    never with that LLM observed) stands for the LLM's global mean; ``smoothing`` > 0
+    shrinks each tag mean toward the global mean with that many pseudo-counts. An LLM never
+    observed at all has global mean 0.5 (no information).
     """
 
     def __init__(self, smoothing: float = 20.0):
         self.smoothing = smoothing
 
-    def fit(self, tags: list[list[str]], quality: np.ndarray, llms: list[str]) -> TagPrior:
-        """Per-tag, per-LLM smoothed means from the observed outcomes."""
+    def fit(
+        self, tags: Sequence[Sequence[str]], quality: np.ndarray, llms: Sequence[str]
+    ) -> TagPrior:
+        """Per-tag, per-LLM smoothed means of the observed outcomes ``quality`` (n, k)."""
         self.llms_ = list(llms)
-        self.global_ = np.nan_to_num(np.nanmean(quality, axis=0), nan=0.5)
+        seen = ~np.isnan(quality)
+        q0 = np.where(seen, quality, 0.0)
+        n_seen = seen.sum(axis=0)
+        self.global_ = np.where(n_seen > 0, q0.sum(axis=0) / np.maximum(n_seen, 1), 0.5)
         sums: dict[str, np.ndarray] = {}
         counts: dict[str, np.ndarray] = {}
-        seen = ~np.isnan(quality)
-        q0 = np.nan_to_num(quality)
         for row, row_tags in enumerate(tags):
-            for t in row_tags:
-                sums.setdefault(t, np.zeros(len(llms)))
-                counts.setdefault(t, np.zeros(len(llms)))
-                sums[t] += q0[row]
-                counts[t] += seen[row]
+            for t in dict.fromkeys(row_tags):
+                sums[t] = sums.get(t, 0.0) + q0[row]
+                counts[t] = counts.get(t, 0) + seen[row]
         m = self.smoothing
-        self.table_ = {t: (sums[t] + m * self.global_) / (counts[t] + m) for t in sums}
+        self.table_ = {
+            t: np.where(
+                counts[t] > 0,
+                (sums[t] + m * self.global_) / np.maximum(counts[t] + m, 1e-12),
+                self.global_,
+            )
+            for t in sums
+        }
         return self
 
     def to_dict(self) -> dict:
@@ -80,11 +91,11 @@ class TagPrior:
         out.table_ = {t: np.asarray(v, dtype=float) for t, v in raw["table"].items()}
         return out
 
-    def predict(self, tags: list[list[str]]) -> np.ndarray:
+    def predict(self, tags: Sequence[Sequence[str]]) -> np.ndarray:
         """(n, k) prior quality of each LLM for each query."""
         out = np.empty((len(tags), len(self.llms_)))
         for i, row_tags in enumerate(tags):
-            rows = [self.table_[t] for t in row_tags if t in self.table_]
+            rows = [self.table_.get(t, self.global_) for t in dict.fromkeys(row_tags)]
             out[i] = np.mean(rows, axis=0) if rows else self.global_
         return out
 

@@ -20,13 +20,13 @@ from mixllm.evaluation import baselines, metrics
 from mixllm.evaluation.report import (
     ChoiceOutput,
     EvaluationReport,
-    PredictionsLike,
     ScoreRouterOutput,
     baseline_outputs,
     choices_from_llm_names,
     evaluate_scores,
     router_outputs,
 )
+from mixllm.routing.outputs import Predictions
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -184,25 +184,14 @@ def test_plot_writes_png(report, tmp_path) -> None:
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
 
 
-@dataclass
-class _Preds:
-    llms: list[str]
-    quality: np.ndarray
-    cost: np.ndarray
-    uncertainty: np.ndarray
-    latency_s: np.ndarray
-    tags: list[list[str]]
-
-
 def test_predictions_are_aligned_by_llm_name(task, outputs) -> None:
     _, test = task
     knn = outputs["knn"]
     perm = [2, 0, 3, 1]
     zeros = np.zeros_like(knn.quality)
-    preds = _Preds(
+    preds = Predictions(
         [LLMS[j] for j in perm], knn.quality[:, perm], knn.cost[:, perm], zeros, zeros, []
     )
-    assert isinstance(preds, PredictionsLike)
     rep = evaluate_scores(test.data, {"as_preds": preds, "knn": knn})
     assert np.allclose(rep.routers["as_preds"].points, rep.routers["knn"].points)
 
@@ -246,11 +235,11 @@ class _BudgetKNNRouter:
         self.rows = {t: i for i, t in enumerate(test.data.queries["query"])}
         self.test = test
 
-    def predict(self, queries: pd.DataFrame) -> _Preds:
+    def predict(self, queries: pd.DataFrame) -> Predictions:
         idx = [self.rows[t] for t in queries["query"]]
         q = self.knn.predict_quality(self.test.X[idx])
         c = self.cost.predict(queries["prompt_tokens"].to_numpy())
-        return _Preds(LLMS, q, c, np.full_like(q, 0.1), np.zeros_like(q), [[] for _ in idx])
+        return Predictions(LLMS, q, c, np.full_like(q, 0.1), np.zeros_like(q), [[] for _ in idx])
 
     def route_batch(self, queries: pd.DataFrame, budget_pct: float = 25.0) -> list[_Decision]:
         p = self.predict(queries)
