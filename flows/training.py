@@ -236,7 +236,7 @@ def refit_task(
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate_task(router: MixLLMRouter, train: RoutingData, test: RoutingData) -> Any:
     """Score the router and every baseline on the held-out split; publish the table."""
-    from mixllm.evaluation.report import evaluate_router
+    from mixllm.evaluation.evaluate import evaluate_router
 
     report = evaluate_router(router, train, test, seed=router.cfg.train.seed, progress=False)
     table = report.to_markdown()

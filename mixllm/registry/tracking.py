@@ -262,7 +262,8 @@ def gate_scores(router: Any, test: RoutingData, budget_usd: float | None = None)
     ``budget_usd`` None: the router's own calibrated budget (the new version's); the champion
     is then scored at that same budget in dollars, so both face the same spending limit.
     """
-    from mixllm.evaluation.report import evaluate_scores, scores_from_predictions
+    from mixllm.evaluation.protocol import scores_from_predictions
+    from mixllm.evaluation.scoring import evaluate_scores
 
     decisions = router.route_batch(test.queries, budget_usd=budget_usd)
     sweep = scores_from_predictions(

@@ -22,21 +22,18 @@ from mixllm.core.config import MixLLMConfig
 from mixllm.core.errors import InvalidRequestError, NotFittedError, UnknownLLMError
 from mixllm.core.prices import LLMSpec, PriceTable
 from mixllm.core.types import RoutingData
-from mixllm.routing import artifact_io
+from mixllm.routing import artifact_io, online
 from mixllm.routing.artifact import TrainedRouter
 from mixllm.routing.decision import BudgetCalibration, choose, score
 from mixllm.routing.encoder import Encoder
 from mixllm.routing.estimates import CandidateTable, Estimates, estimate
 from mixllm.routing.latency import QueueState, expected_wait, latency_penalty
 from mixllm.routing.outputs import CandidateScore, Decision, Predictions, as_batch
-from mixllm.routing.state import MemoryStateStore, OnlineState, RuntimeLLM, StateStore
+from mixllm.routing.state import MemoryStateStore, OnlineState, StateStore
 from mixllm.routing.tagging import Tagger
 from mixllm.routing.training import Training
 
 log = logging.getLogger(__name__)
-
-# Weight of a new observation in the learned cost and latency scales (an EWMA).
-SCALE_WEIGHT = 0.1
 
 
 class MixLLMRouter:
@@ -338,24 +335,9 @@ class MixLLMRouter:
             tokens[0, 0] = float(prompt_tokens)
         X, tags = model.embed(texts)
         weight = self.cfg.bandit.feedback_weight
-
-        def learn(state: OnlineState) -> None:
-            table = CandidateTable.build(model, state)
-            est = estimate(model, state, table, X, tags, tokens)
-            j = table.llms.index(llm)
-            if quality is not None:
-                # the residual of the OFFLINE prediction: the bandit's target must not
-                # contain its own correction (it would then learn only half the error)
-                residual = quality - float(est.offline_quality[0, j])
-                state.bandit.update(llm, est.Z[0], residual, weight)
-            if cost is not None and est.base_cost[0, j] > 0:
-                ratio = cost / float(est.base_cost[0, j])
-                state.cost_scale[llm] = _ewma(state.cost_scale[llm], ratio)
-            if latency_s is not None and est.base_service_s[0, j] > 0:
-                ratio = latency_s / float(est.base_service_s[0, j])
-                state.latency_scale[llm] = _ewma(state.latency_scale[llm], ratio)
-
-        self.store.transact(learn)
+        self.store.transact(
+            lambda s: online.learn(model, s, llm, X, tags, tokens, quality, cost, latency_s, weight)
+        )
 
     def add_llm(
         self,
@@ -385,35 +367,13 @@ class MixLLMRouter:
         prior = self.cfg.bandit.new_llm_prior_quality if prior_quality is None else prior_quality
         prior = check_quality(prior)
         trained = name in self._model().llms
-
-        def add(state: OnlineState) -> None:
-            if name in state.active:
-                raise InvalidRequestError(f"LLM {name!r} is already a candidate")
-            if name not in state.known:
-                state.known.append(name)
-                state.bandit.add(name)
-                state.cost_scale[name] = 1.0
-                state.latency_scale[name] = 1.0
-            if not trained:
-                state.added[name] = RuntimeLLM(spec, prior)
-            state.active.append(name)
-
-        self.store.transact(add)
+        self.store.transact(lambda s: online.add_candidate(s, spec, prior, trained))
 
     def remove_llm(self, name: str) -> None:
         """Stop routing to ``name`` at once (its learned state is kept should it come back)."""
         self._model()
 
-        def remove(state: OnlineState) -> None:
-            if name not in state.active:
-                raise UnknownLLMError(
-                    f"LLM {name!r} is not a candidate; active: {', '.join(state.active)}"
-                )
-            if len(state.active) == 1:
-                raise InvalidRequestError("cannot remove the last candidate LLM")
-            state.active.remove(name)
-
-        self.store.transact(remove)
+        self.store.transact(lambda s: online.remove_candidate(s, name))
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, path: str | Path, *, with_state: bool = False) -> None:
@@ -470,7 +430,3 @@ def _waits(
     return np.array(
         [expected_wait(queue.get(m), float(mean_service[j])) for j, m in enumerate(table.llms)]
     )[None, :]
-
-
-def _ewma(old: float, new: float, weight: float = SCALE_WEIGHT) -> float:
-    return (1 - weight) * old + weight * new

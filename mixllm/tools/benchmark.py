@@ -21,7 +21,8 @@ from mixllm.core.config import MixLLMConfig
 from mixllm.core.types import RoutingData
 from mixllm.data.loaders import load_data, load_messplus
 from mixllm.data.splits import split
-from mixllm.evaluation.report import EvaluationReport, evaluate_router
+from mixllm.evaluation.evaluate import evaluate_router
+from mixllm.evaluation.report import EvaluationReport
 from mixllm.routing.encoder import SentenceEncoder
 from mixllm.routing.latency import poisson_arrivals, simulate_stream
 from mixllm.routing.router import MixLLMRouter, as_batch

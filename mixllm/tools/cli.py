@@ -107,7 +107,7 @@ def evaluate(
     try:
         from mixllm.data.loaders import load_data
         from mixllm.data.splits import TrainingRecord, held_out, training_data
-        from mixllm.evaluation.report import evaluate_router
+        from mixllm.evaluation.evaluate import evaluate_router
         from mixllm.routing.router import MixLLMRouter
 
         model = MixLLMRouter.load(router)

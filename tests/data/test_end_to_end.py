@@ -8,7 +8,7 @@ import pytest
 from mixllm.core.config import MixLLMConfig
 from mixllm.core.paths import default_data_path
 from mixllm.data.loaders import load_data
-from mixllm.evaluation.report import evaluate_router
+from mixllm.evaluation.evaluate import evaluate_router
 from mixllm.routing.router import MixLLMRouter
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]

@@ -17,15 +17,10 @@ from threadpoolctl import threadpool_limits
 
 from mixllm.core.errors import DataError, UnknownLLMError
 from mixllm.evaluation import baselines, metrics
-from mixllm.evaluation.report import (
-    ChoiceOutput,
-    EvaluationReport,
-    ScoreRouterOutput,
-    baseline_outputs,
-    choices_from_llm_names,
-    evaluate_scores,
-    router_outputs,
-)
+from mixllm.evaluation.evaluate import baseline_outputs, router_outputs
+from mixllm.evaluation.protocol import ChoiceOutput, ScoreRouterOutput, choices_from_llm_names
+from mixllm.evaluation.report import EvaluationReport
+from mixllm.evaluation.scoring import evaluate_scores
 from mixllm.routing.outputs import Predictions
 
 
@@ -212,7 +207,7 @@ def test_bad_inputs_raise(task, outputs) -> None:
 
 def test_import_has_no_side_effects() -> None:
     code = (
-        "import sys, mixllm.evaluation.report, mixllm.evaluation.plots, "
+        "import sys, mixllm.evaluation.evaluate, mixllm.evaluation.plots, "
         "mixllm.evaluation.baselines, mixllm.evaluation.metrics; "
         "print('matplotlib' in sys.modules, 'torch' in sys.modules)"
     )
