@@ -54,3 +54,7 @@ class NotFoundError(MixLLMError, LookupError):
 
 class UnavailableError(MixLLMError):
     """The service cannot answer yet: no router is loaded."""
+
+
+class StateStoreError(UnavailableError):
+    """The shared online-state store (e.g. Redis) cannot be reached or keeps losing races."""

@@ -57,6 +57,7 @@ class MixLLMRouter:
         self.prices = prices
         self.model: TrainedRouter | None = None
         self.store: StateStore | None = store
+        self._own_store = store is None
         self._training: Training | None = None
         self._table: CandidateTable | None = None
 
@@ -117,13 +118,15 @@ class MixLLMRouter:
         return self._training
 
     def _serve(self, model: TrainedRouter, state: OnlineState | None = None) -> None:
-        """Serve ``model`` with ``state`` (default: fresh) in the store (default: memory)."""
+        """Serve ``model``; the store keeps a state it already holds (a shared store resumes
+        what other replicas learned), else gets ``state`` (default: a fresh one)."""
         self.model = model
         state = state or OnlineState.initial(list(model.llms), model.bandit_prior)
-        if self.store is None:
+        if self._own_store:
+            # a store of our own starts afresh with every fit or load
             self.store = MemoryStateStore(state)
         else:
-            self.store.transact(lambda s: _replace(s, state))
+            self.store.seed(state)
         self._table = None
 
     # -- views -----------------------------------------------------------------------------
@@ -397,10 +400,6 @@ class MixLLMRouter:
         router = cls(model.config, store=store)
         router._serve(model, state)
         return router
-
-
-def _replace(target: OnlineState, source: OnlineState) -> None:
-    target.__dict__.update(source.copy().__dict__)
 
 
 def _candidate_mask(state: OnlineState, candidates: Sequence[str] | None) -> np.ndarray:

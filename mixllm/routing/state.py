@@ -127,26 +127,41 @@ class StateStore(Protocol):
         """
         ...
 
+    def seed(self, state: OnlineState) -> OnlineState:
+        """Hold ``state`` unless the store already holds one; return the held state."""
+        ...
+
 
 class MemoryStateStore:
     """In-process store: copy-on-write under a lock, lock-free reads."""
 
-    def __init__(self, state: OnlineState) -> None:
+    def __init__(self, state: OnlineState | None = None) -> None:
         self._state = state
         self._lock = threading.Lock()
 
     def read(self) -> OnlineState:
-        """The current snapshot."""
+        """The current snapshot; raises ``NotFittedError`` before the first ``seed``."""
+        if self._state is None:
+            from mixllm.core.errors import NotFittedError
+
+            raise NotFittedError("the state store holds no online state yet")
         return self._state
+
+    def seed(self, state: OnlineState) -> OnlineState:
+        """Hold ``state`` unless a state is already held; return the held one."""
+        with self._lock:
+            if self._state is None:
+                self._state = state
+            return self._state
 
     def __deepcopy__(self, memo: dict) -> MemoryStateStore:
         # a copied router must learn on its own state (and a lock cannot be copied)
-        return MemoryStateStore(self._state.copy())
+        return MemoryStateStore(None if self._state is None else self._state.copy())
 
     def transact(self, change: Callable[[OnlineState], T]) -> T:
         """See ``StateStore.transact``."""
         with self._lock:
-            new = self._state.copy()
+            new = self.read().copy()
             result = change(new)
             new.version += 1
             self._state = new
