@@ -96,7 +96,9 @@ def test_run_records_params_metrics_and_artifacts(first_run, store: str) -> None
     )
     assert {Path(f.path).name for f in router_files} >= {
         "encoder",
-        "router.pkl",
+        "model.json",
+        "arrays.npz",
+        "predictors",
         "meta.json",
         "config.yaml",
         "training.json",
