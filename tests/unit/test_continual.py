@@ -218,3 +218,41 @@ def test_better_new_llm_is_found_with_the_bonus_and_not_without():
     assert share_bonus > 0.5  # found, and kept once its feedback came in
     assert share_none == 0.0  # never tried: its prior says it is worse than what is known
     assert regret_bonus < 0.5 * regret_none
+
+
+# ---------------------------------------------------------------- the whole section
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_section_runs_end_to_end_on_synthetic_data(tmp_path):
+    from mixllm.tools.benchmark import upsert_section
+    from mixllm.tools.continual_experiments import ContinualSize, run_continual
+    from mixllm.tools.continual_plots import plot_new_llm, plot_offline_online, plot_ood
+    from mixllm.tools.continual_report import SECTION, render_continual
+
+    prices = tmp_path / "prices.yaml"
+    price_table().save(prices)
+    cfg = fast_config().model_copy(update={"prices_path": str(prices)})
+    size = ContinualSize(n_windows=3, checkpoints=(20, 40), max_stream=60, extra_alphas=())
+    res = run_continual(make_task(300, seed=0), cfg, size)
+    assert set(res.offline_online.traces) == {"graded", "binary", "none"}
+    assert res.removal.counts["after"] == 0 and res.removal.held_out_after == 0
+    assert [r.name.split(": ")[-1] for r in res.ood] == ["code", "pronoun", "science"]
+    plots = {
+        "offline_online": plot_offline_online(
+            tmp_path / "a.png", res.offline_online, res.setup.reference
+        ).name,
+        "new_llm": plot_new_llm(tmp_path / "b.png", res.new_llm).name,
+        "ood": plot_ood(tmp_path / "c.png", res.ood).name,
+    }
+    assert all((tmp_path / p).stat().st_size > 1000 for p in plots.values())
+    text = render_continual(res, plots, seconds=1.0)
+    for heading in ("1. Offline -> online", "2. A new LLM", "3. Out of domain", "4. A removed"):
+        assert heading in text
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text("# MixLLM benchmarks\n\nkept text\n")
+    upsert_section(out, SECTION, text)
+    upsert_section(out, SECTION, text)  # idempotent: replaced, not appended twice
+    body = out.read_text()
+    assert "kept text" in body and body.count("## Continual learning") == 1
