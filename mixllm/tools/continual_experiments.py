@@ -210,7 +210,10 @@ class OODResult:
     n_stream: int
     evals: list[EvalPoint]
     in_domain: EvalPoint
-    note: str = ""
+
+    def after(self, n: int) -> EvalPoint | None:
+        """The score after ``n`` feedback, or at the stream's end if it is shorter."""
+        return next((e for e in self.evals if e.n_feedback == min(n, self.n_stream)), None)
 
 
 def _checkpoints(size: ContinualSize, n: int) -> list[int]:
@@ -242,17 +245,35 @@ def out_of_domain(setup: Setup, ceiling: MixLLMRouter, task: str) -> OODResult:
     return OODResult(f"RouterBench: {task}", len(offline), len(stream), trace.evals, top)
 
 
+def deploy_on(source: MixLLMRouter, llms: list[str], prices_path: str | None) -> MixLLMRouter:
+    """A copy of ``source`` whose candidates are exactly ``llms``: the new ones added with
+    ``add_llm`` (list prices), all others removed with ``remove_llm``."""
+    router = clone(source)
+    for m in llms:
+        if m not in router.llms_:
+            add_from_prices(router, m, prices_path)
+    for m in list(router.llms_):
+        if m not in llms:
+            router.remove_llm(m)
+    return router
+
+
+# A % budget this large maps to lambda = 0 for any calibration: quality alone decides.
+UNCONSTRAINED = {"budget_pct": 1000.0}
+
+
 def messplus_transfer(
     setup: Setup, source: MixLLMRouter, mp: RoutingData
-) -> tuple[OODResult, dict]:
+) -> tuple[list[OODResult], dict]:
     """A RouterBench-trained router deployed on MESS+, whose three Llama LLMs it never saw.
 
     MESS+ has no outcome for any RouterBench LLM, so a router trained on RouterBench can
     carry over only its encoder, tagger and calibration: the Llamas are added with
     ``add_llm`` and the RouterBench LLMs removed, and everything it knows about the Llamas
     comes from streamed feedback. The in-domain router is trained on MESS+'s own training
-    split. Both route at the same dollar budget (``size.budget_pct`` % of the largest
-    Llama's mean training cost), since a % budget refers to each router's own reference.
+    split. Two budgets: the same dollars for both (``size.budget_pct`` % of the best
+    Llama's mean training cost; a % budget would refer to each router's own reference),
+    and no cost constraint (lambda = 0), which isolates what feedback teaches about quality.
     """
     cfg = setup.config.updated({"decision": {"reference_llm": None}})
     train, test = split(mp, cfg)
@@ -261,28 +282,24 @@ def messplus_transfer(
     )
     ref = mp.llms[int(np.nanargmax(np.nanmean(train.quality, axis=0)))]
     usd = setup.size.budget_pct / 100 * float(np.nanmean(train.cost[:, train.llm_index(ref)]))
-    budget = {"budget_usd": usd}
-    router = clone(source)
-    for m in mp.llms:
-        add_from_prices(router, m, cfg.prices_path)
-    for m in list(router.llms_):
-        if m not in mp.llms:
-            router.remove_llm(m)
-    trace = run_stream(
-        router,
-        stream,
-        label="messplus",
-        mode="graded",
-        budget=budget,
-        test=test,
-        reference=ref,
-        eval_at=_checkpoints(setup.size, len(stream)),
-    )
     in_domain = setup.fit(train, {"decision": {"reference_llm": None}})
-    top = evaluate_at_budget(in_domain, test, ref, budget)
+    budgets = {f"${usd:.2g}/query": {"budget_usd": usd}, "no cost constraint": UNCONSTRAINED}
+    out = []
+    for label, budget in budgets.items():
+        trace = run_stream(
+            deploy_on(source, list(mp.llms), cfg.prices_path),
+            stream,
+            label=f"messplus {label}",
+            mode="graded",
+            budget=budget,
+            test=test,
+            reference=ref,
+            eval_at=_checkpoints(setup.size, len(stream)),
+        )
+        top = evaluate_at_budget(in_domain, test, ref, budget)
+        out.append(OODResult(f"MESS+, Llamas added, {label}", 0, len(stream), trace.evals, top))
     info = {"n_train": len(train), "n_test": len(test), "reference": ref, "budget_usd": usd}
-    res = OODResult("MESS+ (3 Llamas, added at runtime)", 0, len(stream), trace.evals, top)
-    return res, info
+    return out, info
 
 
 # ------------------------------------------------------------------------ 4. removal
@@ -354,7 +371,7 @@ def run_continual(
     mp_info: dict = {}
     if messplus is not None:
         res, mp_info = messplus_transfer(setup, ceiling, messplus)
-        ood.append(res)
+        ood.extend(res)
     offline_top = most_used(setup.offline_router, setup.test, setup.reference, setup.budget)
     exp4 = removal(setup, offline_top)
     return ContinualResults(replace(size), setup, exp1, exp2, ood, mp_info, exp4)

@@ -80,31 +80,28 @@ def plot_new_llm(path: str | Path, res: NewLLM) -> Path:
     return _save(fig, path)
 
 
-def plot_ood(path: str | Path, results: list[OODResult]) -> Path:
-    """Held-out quality % per out-of-domain setting: before/after feedback vs in-domain."""
+def plot_ood(path: str | Path, results: list[OODResult], checkpoints: tuple[int, ...]) -> Path:
+    """Held-out quality % per out-of-domain setting: before/after feedback vs in-domain.
+
+    "after n" bars of a stream shorter than n show its end.
+    """
     fig = _figure(11, 4.8)
     ax = fig.add_subplot(1, 1, 1)
-    labels = sorted(
-        {f"after {e.n_feedback}" if e.n_feedback else "before" for r in results for e in r.evals},
-        key=lambda s: -1 if s == "before" else int(s.split()[1]),
-    )
-    bars = [*labels, "in-domain"]
+    bars = [0, *checkpoints, None]  # None: the in-domain router
     width = 0.8 / len(bars)
-    for b, bar in enumerate(bars):
-        ys = []
-        for r in results:
-            by = {("after " + str(e.n_feedback)) if e.n_feedback else "before": e for e in r.evals}
-            point = r.in_domain if bar == "in-domain" else by.get(bar)
-            ys.append(np.nan if point is None else point.quality_pct)
+    for b, n in enumerate(bars):
+        points = [r.in_domain if n is None else r.after(n) for r in results]
+        ys = [np.nan if p is None else p.quality_pct for p in points]
         x = np.arange(len(results)) + (b - (len(bars) - 1) / 2) * width
-        color = "0.3" if bar == "in-domain" else f"C{b}"
-        ax.bar(x, ys, width, color=color, label=bar + (" feedback" if bar != "in-domain" else ""))
-    ax.set_xticks(np.arange(len(results)), [r.name for r in results], fontsize=8)
+        label = "in-domain" if n is None else ("before feedback" if n == 0 else f"after {n}")
+        ax.bar(x, ys, width, color="0.3" if n is None else f"C{b}", label=label)
+    names = [r.name.replace(", ", ",\n", 1) for r in results]
+    ax.set_xticks(np.arange(len(results)), names, fontsize=7)
     ax.set_ylabel("held-out quality, % of the reference LLM")
     ax.set_title("Out of domain: quality at the budget before and after streamed feedback")
     lo = np.nanmin([e.quality_pct for r in results for e in [*r.evals, r.in_domain]])
     ax.set_ylim(max(0.0, lo - 10), None)
     ax.grid(True, axis="y", alpha=0.2)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.subplots_adjust(left=0.07, right=0.83, bottom=0.12)
+    fig.subplots_adjust(left=0.07, right=0.85, bottom=0.15)
     return _save(fig, path)

@@ -244,7 +244,7 @@ def test_section_runs_end_to_end_on_synthetic_data(tmp_path):
             tmp_path / "a.png", res.offline_online, res.setup.reference
         ).name,
         "new_llm": plot_new_llm(tmp_path / "b.png", res.new_llm).name,
-        "ood": plot_ood(tmp_path / "c.png", res.ood).name,
+        "ood": plot_ood(tmp_path / "c.png", res.ood, size.checkpoints).name,
     }
     assert all((tmp_path / p).stat().st_size > 1000 for p in plots.values())
     text = render_continual(res, plots, seconds=1.0)
