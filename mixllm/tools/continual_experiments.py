@@ -168,6 +168,19 @@ def add_from_prices(router: MixLLMRouter, llm: str, prices_path: str | None = No
     )
 
 
+def with_alpha(router: MixLLMRouter, alpha: float) -> MixLLMRouter:
+    """A clone of ``router`` that scores with exploration weight ``alpha``.
+
+    One fit serves every alpha on fully observed training data (RouterBench): each trained
+    LLM is observed on every training query, so their LinUCB widths are equal, the bonus
+    shifts all scores alike and the budget calibration (lambda) does not depend on alpha;
+    only an LLM without history (wider bound) is scored differently, which is the point.
+    """
+    r = clone(router)
+    r.config = r.cfg.updated({"bandit": {"alpha": alpha}})
+    return r
+
+
 def new_llm(setup: Setup, llm: str) -> NewLLM:
     """Hold ``llm`` out of offline training, add it at ``size.add_at`` of the stream.
 
@@ -183,11 +196,11 @@ def new_llm(setup: Setup, llm: str) -> NewLLM:
     runs = {"never added": (alpha, {})}
     for a in dict.fromkeys([0.0, alpha, *setup.size.extra_alphas]):
         runs[f"added, alpha = {a:g}"] = (a, event)
-    routers = {a: setup.fit(base, {"bandit": {"alpha": a}}) for a, _ in runs.values()}
+    fitted = setup.fit(base)
     traces = {}
     for label, (a, events) in runs.items():
         traces[label] = run_stream(
-            clone(routers[a]),
+            with_alpha(fitted, a),
             setup.stream,
             label=label,
             mode="graded",

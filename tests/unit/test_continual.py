@@ -235,10 +235,13 @@ def test_section_runs_end_to_end_on_synthetic_data(tmp_path):
     price_table().save(prices)
     cfg = fast_config().model_copy(update={"prices_path": str(prices)})
     size = ContinualSize(n_windows=3, checkpoints=(20, 40), max_stream=60, extra_alphas=())
-    res = run_continual(make_task(300, seed=0), cfg, size)
+    # a second dataset stands in for MESS+ (same LLM names: deploy_on adds none, removes none)
+    res = run_continual(make_task(300, seed=0), cfg, size, messplus=make_task(150, seed=5))
     assert set(res.offline_online.traces) == {"graded", "binary", "none"}
     assert res.removal.counts["after"] == 0 and res.removal.held_out_after == 0
-    assert [r.name.split(": ")[-1] for r in res.ood] == ["code", "pronoun", "science"]
+    names = [r.name.split(": ")[-1] for r in res.ood]
+    assert names[:3] == ["code", "pronoun", "science"] and names[3].startswith("MESS+")
+    assert len(res.ood) == 5 and res.messplus_info["n_test"] > 0
     plots = {
         "offline_online": plot_offline_online(
             tmp_path / "a.png", res.offline_online, res.setup.reference
@@ -248,6 +251,7 @@ def test_section_runs_end_to_end_on_synthetic_data(tmp_path):
     }
     assert all((tmp_path / p).stat().st_size > 1000 for p in plots.values())
     text = render_continual(res, plots, seconds=1.0)
+    assert "held-out shares at the end" in text
     for heading in ("1. Offline -> online", "2. A new LLM", "3. Out of domain", "4. A removed"):
         assert heading in text
     out = tmp_path / "BENCHMARKS.md"
