@@ -260,3 +260,44 @@ def test_section_runs_end_to_end_on_synthetic_data(tmp_path):
     upsert_section(out, SECTION, text)  # idempotent: replaced, not appended twice
     body = out.read_text()
     assert "kept text" in body and body.count("## Continual learning") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_benchmark_only_continual_rewrites_just_that_section(tmp_path):
+    from test_cli import write_routerbench
+    from typer.testing import CliRunner
+
+    from mixllm.tools.cli import app
+
+    price_table().save(tmp_path / "prices.yaml")
+    cfg = fast_config().model_copy(update={"prices_path": str(tmp_path / "prices.yaml")})
+    cfg.to_yaml(tmp_path / "config.yaml")
+    data = write_routerbench(tmp_path / "bench.csv")
+    out = tmp_path / "docs" / "BENCHMARKS.md"
+    out.parent.mkdir()
+    out.write_text("# MixLLM benchmarks\n\nthe main tables\n")
+    args = [
+        "benchmark",
+        "--only",
+        "continual",
+        "--continual-size",
+        "quick",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--config",
+        str(tmp_path / "config.yaml"),
+        "--messplus",
+        str(tmp_path / "absent.csv"),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "the main tables" in text and "<!-- continual:start -->" in text
+    assert "MESS+ file not found" in text
+    for png in ("continual_offline_online.png", "continual_new_llm.png", "continual_ood.png"):
+        assert (out.parent / png).exists()
+    bad = CliRunner().invoke(app, ["benchmark", "--only", "everything", "--out", str(out)])
+    assert bad.exit_code == 2 and "--only" in bad.output
