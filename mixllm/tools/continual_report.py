@@ -81,8 +81,8 @@ def _offline_online_md(res: ContinualResults, plot: str) -> list[str]:
         f"reports +{PAPER_GAIN_PCT['graded']} % and +{PAPER_GAIN_PCT['binary']} % with 70 % "
         f"online. Averaged over the second half of the stream's checkpoints: graded "
         f"{late_gain(res, 'graded'):+.2f}, binary {late_gain(res, 'binary'):+.2f} points. The "
-        f"offline-only router is {gap:+.2f} points below the ceiling, which bounds what "
-        "feedback on these tasks can add at this budget.",
+        f"offline-only router is {abs(gap):.2f} points {'below' if gap >= 0 else 'above'} the "
+        "ceiling, which bounds what feedback on these tasks can add at this budget.",
         f"- A held-out mean over {len(s.test)} 0/1 outcomes has a standard error of about "
         f"{_se_points(s):.1f} points: gains smaller than that are not distinguishable from 0.",
         "- RouterBench's three tasks score 0/1, so a thumbs up is exactly quality 1: binary "
