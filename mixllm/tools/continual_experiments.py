@@ -58,7 +58,7 @@ class ContinualSize:
 
     @classmethod
     def quick(cls) -> ContinualSize:
-        """A smoke-sized run (a minute or two): short streams, few windows."""
+        """A smoke-sized run (about 3 minutes on 2 busy cores): short streams, few windows."""
         return cls(n_windows=4, checkpoints=(50, 100), messplus_n=400, max_stream=150)
 
 

@@ -54,7 +54,7 @@ def plot_offline_online(path: str | Path, res: OfflineOnline, reference: str) ->
         ax.grid(True, alpha=0.2)
     axes[0].set_title("Quality at the calibrated budget")
     axes[1].set_title("Cost at the calibrated budget")
-    axes[0].legend(fontsize=7, loc="lower right")
+    axes[0].legend(fontsize=7, loc="best")
     fig.subplots_adjust(left=0.07, right=0.98, wspace=0.25, bottom=0.13)
     return _save(fig, path)
 
