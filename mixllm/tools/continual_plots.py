@@ -102,7 +102,7 @@ def plot_ood(path: str | Path, results: list[OODResult], checkpoints: tuple[int,
         x = np.arange(len(results)) + (b - (len(bars) - 1) / 2) * width
         label = "in-domain" if n is None else ("before feedback" if n == 0 else f"after {n}")
         ax.bar(x, ys, width, color="0.3" if n is None else f"C{b}", label=label)
-    names = [r.name.replace(", ", ",\n", 1) for r in results]
+    names = [r.name.replace(", ", ",\n") for r in results]
     ax.set_xticks(np.arange(len(results)), names, fontsize=7)
     ax.set_ylabel("held-out quality, % of the reference LLM")
     ax.set_title("Out of domain: quality at the budget before and after streamed feedback")
