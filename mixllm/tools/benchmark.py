@@ -26,6 +26,7 @@ from mixllm.evaluation.report import EvaluationReport
 from mixllm.routing.encoder import SentenceEncoder
 from mixllm.routing.latency import poisson_arrivals, simulate_stream
 from mixllm.routing.router import MixLLMRouter, as_batch
+from mixllm.tools.continual_experiments import ContinualSize
 
 log = logging.getLogger(__name__)
 
@@ -216,11 +217,13 @@ def run_benchmark(
     messplus_path: str | None = None,
     config: MixLLMConfig | None = None,
     limit: int | None = None,
+    continual: ContinualSize | None = None,
 ) -> Path:
     """Run every measurement and write the markdown report (+ Pareto PNG and JSON) to ``out``.
 
     ``limit`` keeps a stratified sample of that many queries (smoke runs); the committed
-    numbers use all of them.
+    numbers use all of them. ``continual``: the size of the continual-learning section
+    (None: that section is not re-run and its previous text is kept).
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -272,6 +275,28 @@ def run_benchmark(
         )
     )
     write_keeping_sections(out, text)
+    if continual is not None:
+        run_continual_section(data_path, out, messplus_path, base, continual)
+    return out
+
+
+def run_continual_section(
+    data_path: str,
+    out: str | Path,
+    messplus_path: str | None = None,
+    config: MixLLMConfig | None = None,
+    size: ContinualSize | None = None,
+) -> Path:
+    """Run the continual-learning experiments and (re)write only their section of ``out``."""
+    from mixllm.tools.continual_report import SECTION, continual_section
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    mp_path = messplus_path or _default_messplus()
+    text, _ = continual_section(
+        data_path, out, mp_path, config or MixLLMConfig(), size or ContinualSize()
+    )
+    upsert_section(out, SECTION, text)
     return out
 
 

@@ -195,15 +195,33 @@ def benchmark(
     limit: Annotated[
         int | None, typer.Option("--limit", help="sample this many queries (smoke runs)")
     ] = None,
+    only: Annotated[
+        str | None,
+        typer.Option("--only", help="'continual': re-run only that section, keep the rest"),
+    ] = None,
+    continual_size: Annotated[
+        str,
+        typer.Option("--continual-size", help="continual section: full (committed), quick, skip"),
+    ] = "full",
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Regenerate docs/BENCHMARKS.md: quality/cost tables, ablations, latency, speed, plot."""
+    """Regenerate docs/BENCHMARKS.md: quality/cost tables, ablations, latency, speed, plot,
+    and the continual-learning section."""
     _setup_logging(verbose)
     try:
-        from mixllm.tools.benchmark import run_benchmark
+        from mixllm.tools.benchmark import run_benchmark, run_continual_section
+        from mixllm.tools.continual_experiments import ContinualSize
 
         cfg = load_config(config) if config else None
-        path = run_benchmark(resolve_data(data), out, messplus, cfg, limit)
+        sizes = {"full": ContinualSize(), "quick": ContinualSize.quick(), "skip": None}
+        if continual_size not in sizes or only not in (None, "continual"):
+            raise typer.BadParameter("--continual-size: full|quick|skip; --only: continual")
+        if only == "continual":
+            size = sizes[continual_size] or ContinualSize()
+            path = run_continual_section(resolve_data(data), out, messplus, cfg, size)
+        else:
+            path = run_benchmark(resolve_data(data), out, messplus, cfg, limit,
+                                 sizes[continual_size])  # fmt: skip
     except (MixLLMError, OSError) as exc:
         _fail(exc)
     typer.echo(f"wrote {path}")
