@@ -157,7 +157,10 @@ def test_stream_records_choices_feedback_and_evaluations(fitted):
     assert all(isinstance(e, EvalPoint) and e.quality_pct > 0 for e in trace.evals)
     assert np.all(np.diff(trace.cum_regret) >= 0)
     # graded feedback reached the router: its bandit state moved, the original's did not
-    assert router.store.read().bandit.n_updates.sum() == 60 and fitted.store.read().bandit.n_updates.sum() == 0
+    assert (
+        router.store.read().bandit.n_updates.sum() == 60
+        and fitted.store.read().bandit.n_updates.sum() == 0
+    )
 
 
 def test_no_feedback_leaves_the_router_unchanged(fitted):
@@ -189,7 +192,7 @@ def _newcomer_share(alpha: float) -> tuple[float, float]:
     """Share of code queries routed to a better LLM added at step 0, and total regret.
 
     "cheap-coder" (0.9 on code, cheap) is left out of training and added with a pessimistic
-    prior (0.1, below cheap-reader's 0.2 on code), so only the exploration bonus can make
+    prior (0.02, far below cheap-reader's 0.2 on code), so only the exploration bonus can make
     the router try it.
     """
     train = drop_llms(make_task(240, seed=0), ["cheap-coder"])
