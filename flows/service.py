@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
@@ -17,16 +18,19 @@ import bentoml
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
 from mixllm import serving
 from mixllm.core.errors import MixLLMError
 from mixllm.serving import openai_compat
+from mixllm.serving.asgi import HEALTH_PATH, EdgeMiddleware
+from mixllm.serving.auth import ApiKeys, require_keys
 
 log = logging.getLogger("mixllm.service")
 
-HEALTH_PATH = "/mixllm/healthz"  # BentoML owns /healthz: the edge middleware maps it here
 WORKERS = int(os.environ.get("MIXLLM_WORKERS", "1"))
+DEFAULT_HOST = "127.0.0.1"
 
 app = FastAPI(
     title="MixLLM router",
@@ -39,7 +43,12 @@ def _error(status: int, message: str, kind: str, param: str | None = None) -> JS
     return JSONResponse(
         openai_compat.error_body(message, kind=kind, param=param, code=str(status)),
         status_code=status,
+        headers={"www-authenticate": "Bearer"} if status == 401 else None,
     )
+
+
+def _request_id(request: Request) -> str | None:
+    return request.scope.get("state", {}).get("request_id")
 
 
 @app.exception_handler(RequestValidationError)
@@ -50,43 +59,31 @@ async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
     )
 
 
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's own errors (unknown path, wrong method, unparsable body) in OpenAI's shape."""
+    if exc.status_code >= 500:
+        request_id = _request_id(request)
+        log.error("HTTP %s [request_id %s]: %s", exc.status_code, request_id, exc.detail)
+        return _error(500, serving.public_message(exc, 500, request_id), "internal_error")
+    kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+    return _error(exc.status_code, str(exc.detail), kind)
+
+
 @app.exception_handler(MixLLMError)
-async def _domain_error(_: Request, exc: MixLLMError) -> JSONResponse:
+async def _domain_error(request: Request, exc: MixLLMError) -> JSONResponse:
     status, kind = serving.http_error(exc)
-    return _error(status, str(exc), kind)
+    request_id = _request_id(request)
+    if status >= 500:  # the details stay in the log, under the request id
+        log.warning("%s [request_id %s]: %s", type(exc).__name__, request_id, exc)
+    return _error(status, serving.public_message(exc, status, request_id), kind)
 
 
 @app.exception_handler(Exception)
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error")  # a bug: keep the traceback in the service log
-    return _error(500, f"internal error: {type(exc).__name__}: {exc}", "internal_error")
-
-
-class EdgeMiddleware:
-    """Counts requests per endpoint and status; answers /healthz with the router's health."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"]
-        if path == "/healthz":
-            scope = {**scope, "path": HEALTH_PATH, "raw_path": HEALTH_PATH.encode()}
-        status = 500
-
-        async def send_and_watch(message: dict) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_watch)
-        finally:
-            serving.count_request(path, status)
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    request_id = _request_id(request)
+    log.exception("unexpected error [request_id %s]", request_id)  # a bug: keep the traceback
+    return _error(500, serving.public_message(exc, 500, request_id), "internal_error")
 
 
 def prefect_trigger(deployment: str) -> Callable[[dict[str, Any]], str]:
@@ -115,10 +112,38 @@ def _public(parameters: dict[str, Any]) -> dict[str, Any]:
     return parameters
 
 
-@bentoml.service(name="mixllm", traffic={"timeout": 600}, workers=WORKERS)
+def bind_host(argv: list[str] | None = None) -> str:
+    """The address `bentoml serve` binds: its --host option, else $BENTOML_HOST, else the
+    service's configured default (127.0.0.1, see the decorator below)."""
+    argv = sys.argv if argv is None else argv
+    for i, arg in enumerate(argv):
+        if arg == "--host" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--host="):
+            return arg.split("=", 1)[1]
+    if os.environ.get("BENTOML_HOST"):
+        return os.environ["BENTOML_HOST"]
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    return str(BentoMLContainer.http.host.get())
+
+
+# http.host: without --host, `bentoml serve` binds loopback only, never BentoML's 0.0.0.0.
+@bentoml.service(
+    name="mixllm", traffic={"timeout": 600}, workers=WORKERS, http={"host": DEFAULT_HOST}
+)
 @bentoml.asgi_app(app, path="/")
 class MixLLMService:
     """Serves the registry's champion router; see docs/SERVICE.md."""
+
+    @bentoml.on_deployment
+    def refuse_exposed_without_keys() -> None:
+        """Runs once in `bentoml serve` before it binds: a non-loopback address needs keys."""
+        try:
+            require_keys(bind_host(), ApiKeys.from_env())
+        except MixLLMError as exc:
+            log.error("%s", exc)
+            raise SystemExit(f"error: {exc}") from None
 
     def __init__(self) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -137,6 +162,10 @@ class MixLLMService:
         """Stop the champion watcher and close the feedback store."""
         self.core.stop()
 
+    def __is_ready__(self) -> bool:
+        """/readyz: ready only while a router is loaded (nothing to serve -> 503)."""
+        return self.core.ready()
+
     def __metrics__(self, content: str) -> str:
         return self.core.metrics_text(content)
 
@@ -152,6 +181,11 @@ class MixLLMService:
             events = await self.core.chat_stream(body)
             return StreamingResponse(events, media_type="text/event-stream")
         return await self.core.chat(body)
+
+    @app.get("/v1/models", summary="Model names a client may send (OpenAI-compatible)")
+    def models(self) -> dict:
+        """``mixllm`` (routed; ``mixllm:<budget>`` too) and every active candidate LLM."""
+        return self.core.models()
 
     @app.post("/feedback", summary="Log feedback on a routed request")
     def feedback(self, body: serving.FeedbackRequest) -> dict:

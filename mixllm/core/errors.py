@@ -54,3 +54,15 @@ class NotFoundError(MixLLMError, LookupError):
 
 class UnavailableError(MixLLMError):
     """The service cannot answer yet: no router is loaded."""
+
+
+class AuthenticationError(MixLLMError):
+    """A request has no valid API key (the service answers 401)."""
+
+
+class PermissionDeniedError(MixLLMError):
+    """A valid API key whose role may not do this (the service answers 403)."""
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    """A request body or prompt is over its size limit (the service answers 413)."""

@@ -15,7 +15,7 @@ candidate changes), ``chat`` (forwarding to backends), ``retraining`` (the trigg
 
 from mixllm.serving.champion import Champion, ChampionSlot, ChampionSource, RegistrySource
 from mixllm.serving.concurrency import EncodeBatcher, InFlight, ReadWriteLock
-from mixllm.serving.edge import bad_param, describe_validation, http_error
+from mixllm.serving.edge import bad_param, describe_validation, http_error, public_message
 from mixllm.serving.embeddings import QueryEmbeddings, encode_uncached
 from mixllm.serving.metrics import ServiceMetrics, count_request, endpoint_label, service_metrics
 from mixllm.serving.requests import AddLLMRequest, ChatRequest, FeedbackRequest, RouteRequest
@@ -47,5 +47,6 @@ __all__ = [
     "endpoint_label",
     "http_error",
     "max_query_chars",
+    "public_message",
     "service_metrics",
 ]

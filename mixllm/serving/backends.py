@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Protocol
+from urllib.parse import urlparse
 
 import numpy as np
 import yaml
@@ -30,6 +32,7 @@ from mixllm.core.errors import (
     ConfigError,
     DataError,
     InvalidRequestError,
+    MixLLMError,
 )
 from mixllm.core.paths import default_data_path
 from mixllm.core.tokens import count_tokens
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 BACKENDS_ENV = "MIXLLM_BACKENDS"
 BACKENDS_RESOURCE = "backends.yaml"
 REPLAY_CHUNK_CHARS = 24  # size of the pieces a replayed answer is streamed in
+PROBE_TIMEOUT_S = 3.0  # how long an added LLM's backend gets to accept a TCP connection
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 # -- configuration ---------------------------------------------------------------------
@@ -60,6 +65,14 @@ class BackendSpec(BaseModel):
     def _needs_url(self) -> BackendSpec:
         if self.kind == "openai" and not self.base_url:
             raise ValueError(f"backend {self.name!r} of kind openai needs a base_url")
+        if self.base_url is not None:
+            url = urlparse(self.base_url)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ValueError(
+                    f"backend {self.name!r}: base_url must be an http(s) URL with a host"
+                )
+        if self.api_key_env is not None and not _ENV_NAME.fullmatch(self.api_key_env):
+            raise ValueError(f"backend {self.name!r}: api_key_env is not a variable name")
         return self
 
 
@@ -538,6 +551,18 @@ def _reply_from_openai(
     )
 
 
+def _accepts_connection(base_url: str) -> bool:
+    """True if the host of ``base_url`` accepts a TCP connection (nothing is sent)."""
+    url = urlparse(base_url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=PROBE_TIMEOUT_S):
+            return True
+    except OSError as exc:
+        log.warning("backend %s is not reachable: %s", base_url, exc)
+        return False
+
+
 # -- registry --------------------------------------------------------------------------
 
 
@@ -604,6 +629,29 @@ class BackendRegistry:
         """Forget the explicit entry of ``llm`` (it falls back to the default backend)."""
         with self._lock:
             self._routes.pop(llm, None)
+
+    def check_answerable(self, name: str, model: str) -> None:
+        """InvalidRequestError unless backend ``name`` can answer ``model`` now: a replay
+        backend must hold recorded answers of it; an OpenAI-compatible one must have its
+        key (if it names one) and accept a connection within ``PROBE_TIMEOUT_S``."""
+        backend = self.backend(name)
+        if isinstance(backend, ReplayBackend):
+            try:
+                recorded = backend.llms()
+            except MixLLMError as exc:
+                log.warning("replay backend %s cannot load its data: %s", name, exc)
+                raise InvalidRequestError(f"backend {name!r} cannot answer right now") from None
+            if model not in recorded:
+                raise InvalidRequestError(
+                    f"backend {name!r} (replay) has no recorded answers of {model!r}; "
+                    f"it can answer: {', '.join(recorded)}"
+                )
+            return
+        if isinstance(backend, OpenAIBackend):
+            if backend.api_key_env and not os.environ.get(backend.api_key_env):
+                raise InvalidRequestError(f"backend {name!r} has no API key configured")
+            if not _accepts_connection(backend.base_url):
+                raise InvalidRequestError(f"backend {name!r} is not reachable")
 
     def describe(self, llm: str) -> dict[str, Any]:
         """Backend name, kind and model id that answer ``llm``."""

@@ -7,8 +7,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixllm.core.errors import InvalidRequestError, MixLLMError, UnknownLLMError
-from mixllm.serving.backends import BackendRegistry, BackendSpec
+from mixllm.core.errors import MixLLMError, UnknownLLMError
+from mixllm.serving.backends import BackendRegistry
 from mixllm.serving.requests import AddLLMRequest
 
 log = logging.getLogger(__name__)
@@ -76,26 +76,13 @@ class Overrides:
                 router.remove_llm(name)
 
 
-def backend_for(req: AddLLMRequest, backends: BackendRegistry) -> tuple[str, BackendSpec | None]:
-    """(backend name, spec of a new OpenAI-compatible backend to declare, if asked)."""
-    if req.base_url:
-        own = f"{req.name}-endpoint"  # the LLM's own backend: re-adding replaces it
-        name = req.backend or own
-        if name != own and name in {b["name"] for b in backends.describe_all()}:
-            raise InvalidRequestError(
-                f"backend {name!r} exists already: omit base_url to use it, or name a new backend"
-            )
-        spec = BackendSpec(
-            name=name,
-            kind="openai",
-            base_url=req.base_url,
-            api_key_env=req.api_key_env,
-            timeout_s=req.timeout_s or 60.0,
-        )
-        return name, spec
+def backend_for(req: AddLLMRequest, backends: BackendRegistry) -> str:
+    """The configured backend that will answer ``req.name``; InvalidRequestError unless it
+    exists and can answer that LLM now (see ``BackendRegistry.check_answerable``)."""
     name = req.backend or backends.default_backend
-    backends.backend(name)  # InvalidRequestError for an unknown backend
-    return name, None
+    backends.backend(name)  # InvalidRequestError for a backend the operator did not configure
+    backends.check_answerable(name, req.model or req.name)
+    return name
 
 
 def check_active(router: Any, candidates: list[str]) -> None:

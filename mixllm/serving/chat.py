@@ -12,7 +12,7 @@ from mixllm.core.errors import BackendError, BackendTimeoutError
 from mixllm.serving import openai_compat
 from mixllm.serving.backends import BackendRegistry
 from mixllm.serving.concurrency import InFlight
-from mixllm.serving.edge import http_error
+from mixllm.serving.edge import http_error, public_message
 from mixllm.serving.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,8 @@ class ChatForwarder:
             # Headers are gone already: the error travels as a last event, like OpenAI's.
             self._count_error(backend, exc)
             status, kind = http_error(exc)
-            yield openai_compat.sse(openai_compat.error_body(str(exc), kind=kind, code=str(status)))
+            message = public_message(exc, status, request_id)  # no backend URL to the client
+            yield openai_compat.sse(openai_compat.error_body(message, kind=kind, code=str(status)))
         finally:
             self.inflight.leave(llm)
             aclose = getattr(chunks, "aclose", None)
@@ -119,4 +120,4 @@ class ChatForwarder:
     def _count_error(self, backend: str, exc: BackendError) -> None:
         kind = "timeout" if isinstance(exc, BackendTimeoutError) else "error"
         self.metrics.backend_errors.labels(backend=backend, kind=kind).inc()
-        log.warning("backend failure: %s", exc)
+        log.warning("backend failure: %s", exc)  # the details, for the operator only

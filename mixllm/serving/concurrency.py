@@ -194,10 +194,19 @@ class EncodeBatcher:
         try:
             X = self.embeddings.encode(router.encoder_, texts)
             tags = router.tagger_.tag(texts, X)
+        except Exception as exc:
+            if len(group) > 1:
+                # One request's bad text must not fail the others: encode each alone, so
+                # that only the job that fails on its own hears about its failure.
+                for job in group:
+                    self._process_group([job])
+                return
+            group[0].future.set_exception(exc)
+            return
         except BaseException as exc:  # the waiting requests must hear about any failure
             for j in group:
                 j.future.set_exception(exc)
-            return
+            raise
         self.batches += 1
         self.encoded += len(group)
         for i, j in enumerate(group):

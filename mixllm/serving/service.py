@@ -177,12 +177,10 @@ class RoutingService:
         """Make ``req.name`` a candidate now, answered by the named (or declared) backend."""
         if req.name in self.champion.router.llms_:
             raise InvalidRequestError(f"LLM {req.name!r} is already a candidate")
-        backend, spec = backend_for(req, self.backends)
+        backend = backend_for(req, self.backends)
         with self._swap_lock, self._candidates_lock.write():
             router = self.champion.router
             add_to_router(router, req)
-            if spec is not None:
-                self.backends.add_backend(spec)
             self.backends.set_route(LLMRoute(name=req.name, backend=backend, model=req.model))
             self._overrides.record_added(req)
         log.info("LLM %s added (backend %s)", req.name, backend)
@@ -377,6 +375,22 @@ class RoutingService:
             "in_flight": self.inflight.snapshot(),
             "feedback_store": {"url": redact_url(self.store.url), "error": store_error},
             "retraining": self.retrainer.describe(),
+        }
+
+    def ready(self) -> bool:
+        """True while a router is loaded and can serve (BentoML's /readyz)."""
+        return self.slot.current is not None
+
+    def models(self) -> dict[str, Any]:
+        """GET /v1/models: ``mixllm`` (routed) and the active candidates, OpenAI's list shape."""
+        champion = self.champion
+        names = [openai_compat.MODEL_PREFIX, *champion.router.llms_]
+        return {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": 0, "owned_by": "mixllm"}
+                for name in names
+            ],
         }
 
     def _health_status(self) -> str:
