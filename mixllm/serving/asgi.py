@@ -56,6 +56,14 @@ async def send_error(
     await send({"type": "http.response.body", "body": payload})
 
 
+def _plain_error(status: int, body: list[bytes]) -> tuple[str, str]:
+    """(message, OpenAI error type) for a framework's plain-text error response."""
+    if status >= 500:
+        return "internal error", "internal_error"
+    text = b"".join(body).decode("utf-8", "replace").strip()[:200] or "error"
+    return text, "not_found_error" if status == 404 else "invalid_request_error"
+
+
 async def read_body(receive: Receive, limit: int) -> tuple[bytes, list[dict[str, Any]]]:
     """The whole body (stops reading past ``limit`` + 1 bytes) and the messages received."""
     chunks: list[bytes] = []
@@ -87,22 +95,32 @@ class EdgeMiddleware:
             return
         path, method = scope["path"], scope["method"]
         request_id = uuid.uuid4().hex
+        rid = request_id.encode()
         scope = {**scope, "state": {**scope.get("state", {}), "request_id": request_id}}
         if path == "/healthz":
             scope.update(path=HEALTH_PATH, raw_path=HEALTH_PATH.encode())
         status = 500
+        plain: list[bytes] | None = None  # body of a non-JSON error being rewritten
 
         async def send_and_watch(message: dict) -> None:
-            nonlocal status
+            # Errors that do not come from our handlers (the framework's plain-text 404/405)
+            # are rewritten into the OpenAI error shape every client of this API expects.
+            nonlocal status, plain
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = dict(message.get("headers") or [])
+                if status >= 400 and b"json" not in headers.get(b"content-type", b""):
+                    plain = []
+                    return
                 message = {
                     **message,
-                    "headers": [
-                        *message.get("headers", []),
-                        (REQUEST_ID_HEADER, request_id.encode()),
-                    ],
+                    "headers": [*message.get("headers", []), (REQUEST_ID_HEADER, rid)],
                 }
+            elif message["type"] == "http.response.body" and plain is not None:
+                plain.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    await send_error(send, status, *_plain_error(status, plain), request_id)
+                return
             await send(message)
 
         try:

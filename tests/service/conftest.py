@@ -86,6 +86,10 @@ def write_backends(path: Path, upstream: Upstream) -> Path:
         lines.append(
             f"  - {{name: up-{behaviour}, kind: openai, base_url: '{url}', timeout_s: 1.0}}"
         )
+    lines.append(  # a backend whose key variable the operator forgot to set
+        f"  - {{name: up-nokey, kind: openai, base_url: '{upstream.url('ok')}', "
+        "api_key_env: MIXLLM_TEST_UNSET_KEY}"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
