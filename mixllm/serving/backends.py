@@ -173,6 +173,10 @@ class Backend(Protocol):
         """JSON-ready description (no secrets)."""
         ...
 
+    def unsupported(self, body: dict[str, Any]) -> str | None:
+        """Why this backend cannot honour the request ``body`` (None: it can)."""
+        ...
+
 
 def last_user_text(messages: list[dict[str, Any]]) -> str:
     """Text of the last user message (string content or text parts); '' if none."""
@@ -241,6 +245,18 @@ class ReplayBackend:
         """Kind and data path."""
         return {"name": self.name, "kind": self.kind, "data_path": str(self.data_path)}
 
+    def unsupported(self, body: dict[str, Any]) -> str | None:
+        """A recording is one plain-text answer: n > 1, tool calls and structured output
+        cannot be honoured (max_tokens and stop are, by cutting the recorded answer)."""
+        if (body.get("n") or 1) > 1:
+            return "n: a replayed LLM has one recorded answer per query (n must be 1)"
+        if body.get("tools") and body.get("tool_choice") != "none":
+            return "tools: a replayed LLM cannot call tools"
+        kind = (body.get("response_format") or {}).get("type", "text")
+        if kind != "text":
+            return f"response_format: a replayed LLM answers plain text, not {kind}"
+        return None
+
     def llms(self) -> list[str]:
         """LLMs with recorded answers."""
         return list(self._load().responses)
@@ -296,12 +312,14 @@ class ReplayBackend:
         """The recorded answer with its recorded quality and cost."""
         t0 = time.perf_counter()
         answer, detail, row = self._reply_parts(llm, body)
+        answer, finish = cut_answer(answer, body)
         index = self._load()
         return BackendReply(
             text=answer,
             prompt_tokens=count_tokens(prompt_text(body.get("messages") or [])),
             completion_tokens=count_tokens(answer),
             latency_s=time.perf_counter() - t0,
+            finish_reason=finish,
             cost_usd=_finite(index.cost[llm][row]),
             quality=_finite(index.quality[llm][row]),
             detail=detail,
@@ -310,6 +328,7 @@ class ReplayBackend:
     async def open_stream(self, llm: str, model: str, body: dict[str, Any]) -> BackendStream:
         """The recorded answer cut in small pieces, as OpenAI chunks."""
         answer, detail, row = self._reply_parts(llm, body)
+        answer, finish = cut_answer(answer, body)
         index = self._load()
 
         async def chunks() -> AsyncIterator[dict[str, Any]]:
@@ -317,7 +336,7 @@ class ReplayBackend:
             for i in range(0, len(answer), REPLAY_CHUNK_CHARS):
                 piece = answer[i : i + REPLAY_CHUNK_CHARS]
                 yield {"choices": [{"index": 0, "delta": {"content": piece}}]}
-            yield {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            yield {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
 
         return BackendStream(
             chunks(),
@@ -325,6 +344,27 @@ class ReplayBackend:
             quality=_finite(index.quality[llm][row]),
             cost_usd=_finite(index.cost[llm][row]),
         )
+
+
+def cut_answer(answer: str, body: dict[str, Any]) -> tuple[str, str]:
+    """(answer cut as the request asks, finish_reason): before the first ``stop`` sequence
+    ("stop"), then to at most max_completion_tokens / max_tokens tokens ("length")."""
+    stops = body.get("stop") or []
+    for stop in [stops] if isinstance(stops, str) else stops:
+        at = answer.find(stop)
+        if at >= 0:
+            answer = answer[:at]
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    if limit is None or count_tokens(answer) <= limit:
+        return answer, "stop"
+    lo, hi = 0, len(answer)  # the longest prefix within the limit (counts grow with length)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count_tokens(answer[:mid]) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return answer[:lo], "length"
 
 
 def _finite(x: float) -> float | None:
@@ -418,6 +458,10 @@ class OpenAIBackend:
             "timeout_s": self.timeout_s,
         }
 
+    def unsupported(self, body: dict[str, Any]) -> str | None:
+        """None: the server gets every OpenAI parameter and answers for itself."""
+        return None
+
     def _headers(self) -> dict[str, str]:
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         return {"Authorization": f"Bearer {key}"} if key else {}
@@ -436,6 +480,7 @@ class OpenAIBackend:
         import httpx
 
         payload = {**body, "model": model, "stream": False}
+        payload.pop("stream_options", None)  # OpenAI refuses it without stream
         t0 = time.perf_counter()
         try:
             async with self._client() as client:

@@ -7,10 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mixllm.core.errors import InvalidRequestError
+from mixllm.core.errors import InvalidRequestError, PayloadTooLargeError
 from mixllm.serving import openai_compat
+from mixllm.serving.backends import content_text
 from mixllm.serving.bodies import check_text
-from mixllm.serving.settings import max_query_chars
+from mixllm.serving.settings import max_prompt_chars, max_query_chars
 
 MAX_BUDGET_FRACTION = openai_compat.MAX_BUDGET_FRACTION
 MAX_BUDGET_USD = 100.0  # dollars per query: anything above is a typo
@@ -148,9 +149,22 @@ class ChatRequest(openai_compat.ChatCompletionRequest):
         return body
 
 
+# The conversation window: a follow-up ("Looks good, go ahead and finish it.") is routed
+# with the turns before it, so that it goes where the conversation belongs. Bounded so that
+# a long chat does not drown the last message or slow the embedding: at most
+# CONVERSATION_TURNS earlier user/assistant messages, the most recent CONVERSATION_CHARS
+# characters of them.
+CONVERSATION_TURNS = 4
+CONVERSATION_CHARS = 2000
+
+
 def chat_query(req: ChatRequest) -> str:
-    """The text a chat request is routed on: its last user message, checked like a query."""
-    query = check_text(req.query(), "messages")
+    """The text a chat request is routed on: the conversation window (see above) followed by
+    the last user message, which is checked like a /route query."""
+    messages = list(req.messages)
+    last = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
+    query = "" if last is None else content_text(messages[last].content)
+    check_text(query, "messages")
     if not query.strip():
         raise InvalidRequestError("messages: no user message with text to route")
     limit = max_query_chars()
@@ -158,4 +172,16 @@ def chat_query(req: ChatRequest) -> str:
         raise InvalidRequestError(
             f"messages: the last user message has {len(query)} characters, the limit is {limit}"
         )
-    return query
+    total = sum(len(content_text(m.content)) for m in messages)
+    prompt_limit = max_prompt_chars()
+    if total > prompt_limit:
+        raise PayloadTooLargeError(
+            f"messages: the conversation has {total} characters, the limit is {prompt_limit}"
+        )
+    earlier = [
+        text
+        for m in messages[:last][-CONVERSATION_TURNS:]
+        if m.role in ("user", "assistant") and (text := content_text(m.content).strip())
+    ]
+    context = "\n\n".join(earlier)[-CONVERSATION_CHARS:]
+    return f"{context}\n\n{query}" if context else query

@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from mixllm.core.errors import InvalidRequestError, MixLLMError, NotFoundError
+from mixllm.core.prices import load_prices
 from mixllm.core.tokens import count_tokens
 from mixllm.registry.feedback import FeedbackStore, redact_url
+from mixllm.routing.context import fit_context
 from mixllm.routing.router import as_batch
 from mixllm.serving import openai_compat
 from mixllm.serving.backends import BackendRegistry, LLMRoute, prompt_text
@@ -83,6 +85,7 @@ class RoutingService:
             deployment=s.retrain_deployment,
         )
         self.chats = ChatForwarder(self.backends, self.inflight, self.metrics, self._price)
+        self._default_prices: Any = None
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         if load:
@@ -221,12 +224,23 @@ class RoutingService:
         budget_usd: float | None = None,
         candidates: list[str] | None = None,
         prompt_tokens: int | None = None,
+        answer_tokens: int | None = None,
+        body: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Route one query, log the decision, and return it JSON-ready with a request_id."""
+        """Route one query, log the decision, and return it JSON-ready with a request_id.
+
+        Only LLMs that can take the request are candidates: its prompt (``prompt_tokens``,
+        else the query's) plus ``answer_tokens`` fits their context window, and, for a chat
+        ``body``, their backend honours its parameters. The answer's ``excluded`` says why
+        each other LLM was left out."""
         champion = self.champion  # in-flight requests keep the router they started with
         t0 = time.perf_counter()
         if candidates is not None:
             check_active(champion.router, candidates)  # fail before paying for the embedding
+        tokens = count_tokens(query) if prompt_tokens is None else prompt_tokens
+        candidates, excluded = self._eligible(
+            champion.router, candidates, tokens, answer_tokens or 0, body
+        )
         decision = self._decide(
             champion.router, query, budget_pct, budget_usd, candidates, prompt_tokens
         )
@@ -236,11 +250,48 @@ class RoutingService:
             request_id=uuid.uuid4().hex,
             router_version=champion.version,
             decision_ms=round(seconds * 1000, 3),
+            excluded=excluded,
         )
         self._log_decision(out, query, decision, budget_pct)
         self.metrics.decisions.labels(llm=decision.llm).inc()
         self.metrics.decision_seconds.observe(seconds)
         return out
+
+    def _eligible(
+        self,
+        router: Any,
+        candidates: list[str] | None,
+        prompt_tokens: int,
+        answer_tokens: int,
+        body: dict[str, Any] | None,
+    ) -> tuple[list[str], dict[str, str]]:
+        """(LLMs that can take the request, {excluded LLM: why}); InvalidRequestError with
+        every reason when none can."""
+        llms = list(candidates if candidates is not None else router.llms_)
+        excluded: dict[str, str] = {}
+        if body is not None:
+            for llm in llms:
+                why = self.backends.resolve(llm)[0].unsupported(body)
+                if why is not None:
+                    excluded[llm] = why
+        fits, too_long = fit_context(
+            getattr(router, "prices_", {}),
+            prompt_tokens,
+            [m for m in llms if m not in excluded],
+            answer_tokens=answer_tokens,
+            fallback=self._packaged_prices(),
+        )
+        excluded.update(too_long)
+        if not fits:
+            reasons = "; ".join(f"{llm}: {why}" for llm, why in excluded.items())
+            raise InvalidRequestError(f"no candidate LLM can take this request ({reasons})")
+        return fits, excluded
+
+    def _packaged_prices(self) -> Any:
+        """The packaged price table: context windows of LLMs a router saved without them."""
+        if self._default_prices is None:
+            self._default_prices = load_prices()
+        return self._default_prices
 
     def _decide(
         self,
@@ -301,6 +352,8 @@ class RoutingService:
             budget_pct=budget_pct,
             candidates=req.candidates,
             prompt_tokens=count_tokens(prompt_text(messages)),
+            answer_tokens=req.answer_tokens(),
+            body=req.forward_body(),
         )
 
     async def chat(self, req: ChatRequest) -> dict[str, Any]:
