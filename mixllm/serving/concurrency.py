@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from mixllm.core.errors import InvalidRequestError
 from mixllm.routing.latency import QueueState
+from mixllm.serving.bodies import check_text
 from mixllm.serving.embeddings import QueryEmbeddings
 
 
@@ -158,6 +160,19 @@ class EncodeBatcher:
                 return
             self._process(self._gather(job))
 
+    @staticmethod
+    def _valid_only(group: list[_EncodeJob]) -> list[_EncodeJob]:
+        """The jobs whose text can be encoded; the others fail alone, at once."""
+        valid = []
+        for job in group:
+            try:
+                check_text(job.text, "query")
+            except InvalidRequestError as exc:
+                job.future.set_exception(exc)
+                continue
+            valid.append(job)
+        return valid
+
     def _gather(self, first: _EncodeJob) -> list[_EncodeJob]:
         """``first`` plus what queued up meanwhile, at most ``max_batch``.
 
@@ -189,6 +204,9 @@ class EncodeBatcher:
             self._process_group(group)
 
     def _process_group(self, group: list[_EncodeJob]) -> None:
+        group = self._valid_only(group)
+        if not group:
+            return
         router = group[0].router
         texts = [j.text for j in group]
         try:
