@@ -86,22 +86,57 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return _error(500, serving.public_message(exc, 500, request_id), "internal_error")
 
 
+PREFECT_TIMEOUT_S = 10.0  # the longest a trigger waits on the Prefect API, per call
+
+
+def _prefect_api() -> str:
+    """$PREFECT_API_URL once it answers its health check within PREFECT_TIMEOUT_S / 2."""
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
+        # Without a server Prefect would boot an ephemeral one inside this process,
+        # which holds no deployment: say what is missing instead.
+        raise RuntimeError("no Prefect server configured (set PREFECT_API_URL)")
+    import httpx
+
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=PREFECT_TIMEOUT_S / 2).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise RuntimeError(f"the Prefect API does not answer ({type(exc).__name__})") from None
+    return url
+
+
+def _bounded_prefect() -> Any:
+    """Prefect settings under which one API call gives up after PREFECT_TIMEOUT_S."""
+    from prefect.settings import PREFECT_API_REQUEST_TIMEOUT, temporary_settings
+
+    return temporary_settings({PREFECT_API_REQUEST_TIMEOUT: PREFECT_TIMEOUT_S})
+
+
 def prefect_trigger(deployment: str) -> Callable[[dict[str, Any]], str]:
-    """Start a run of a Prefect deployment without waiting for it; returns the run id."""
+    """Start a run of a Prefect deployment without waiting for it; returns the run id.
+    Never waits minutes: the API is probed first and every call is time-bounded."""
 
     def trigger(parameters: dict[str, Any]) -> str:
-        if not os.environ.get("PREFECT_API_URL"):
-            # Without a server Prefect would boot an ephemeral one inside this process,
-            # which holds no deployment: say what is missing instead.
-            raise RuntimeError("no Prefect server configured (set PREFECT_API_URL)")
+        _prefect_api()
         from prefect.deployments import run_deployment
 
-        run = run_deployment(
-            deployment, parameters=_public(parameters), timeout=0, as_subflow=False
-        )
+        with _bounded_prefect():
+            run = run_deployment(
+                deployment, parameters=_public(parameters), timeout=0, as_subflow=False
+            )
         return str(run.id)
 
     return trigger
+
+
+def prefect_run_active(run_id: str) -> bool:
+    """True while a flow run is not in a final state (pending, scheduled, running)."""
+    _prefect_api()
+    from prefect import get_client
+
+    with _bounded_prefect(), get_client(sync_client=True) as client:
+        state = client.read_flow_run(run_id).state
+    return state is None or not state.is_final()
 
 
 def _public(parameters: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +188,9 @@ class MixLLMService:
         logging.getLogger("mixllm").setLevel(os.environ.get("MIXLLM_LOG_LEVEL", "INFO"))
         settings = serving.ServiceSettings.from_env()
         self.core = serving.RoutingService(
-            settings, trigger=prefect_trigger(settings.retrain_deployment)
+            settings,
+            trigger=prefect_trigger(settings.retrain_deployment),
+            run_active=prefect_run_active,
         )
         self.core.start()
 
@@ -207,10 +244,11 @@ class MixLLMService:
         """Stop routing to ``name`` at once."""
         return self.core.remove_llm(name)
 
-    @app.get(HEALTH_PATH, summary="Health (also at /healthz)")
-    def health(self) -> dict:
-        """Router version, feedback count, champion load status."""
-        return self.core.health()
+    @app.get(HEALTH_PATH, summary="Health (also at /healthz)", response_model=None)
+    def health(self) -> Any:
+        """Router version, feedback count, champion load status; 503 while nothing serves."""
+        body = self.core.health()
+        return JSONResponse(body, status_code=503 if body["status"] == "unavailable" else 200)
 
 
 MixLLMService.add_asgi_middleware(EdgeMiddleware)

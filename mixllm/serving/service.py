@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from mixllm.core.errors import InvalidRequestError, MixLLMError, NotFoundError
+from mixllm.core.paths import mixllm_home
 from mixllm.core.prices import load_prices
 from mixllm.core.tokens import count_tokens
 from mixllm.registry.feedback import FeedbackStore, redact_url
@@ -26,7 +27,13 @@ from mixllm.serving.candidates import (
     check_active,
     price_spec,
 )
-from mixllm.serving.champion import Champion, ChampionSlot, ChampionSource, RegistrySource
+from mixllm.serving.champion import (
+    Champion,
+    ChampionSlot,
+    ChampionSource,
+    LastLoaded,
+    RegistrySource,
+)
 from mixllm.serving.chat import ChatForwarder
 from mixllm.serving.concurrency import EncodeBatcher, InFlight, ReadWriteLock
 from mixllm.serving.embeddings import QueryEmbeddings
@@ -38,7 +45,7 @@ from mixllm.serving.requests import (
     RouteRequest,
     chat_query,
 )
-from mixllm.serving.retraining import RetrainTrigger, Trigger
+from mixllm.serving.retraining import RetrainTrigger, RunActive, Trigger
 from mixllm.serving.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -55,6 +62,7 @@ class RoutingService:
         store: FeedbackStore | None = None,
         backends: BackendRegistry | None = None,
         trigger: Trigger | None = None,
+        run_active: RunActive | None = None,
         load: bool = True,
     ) -> None:
         self.settings = s = settings or ServiceSettings.from_env()
@@ -75,6 +83,7 @@ class RoutingService:
             prepare=self._overrides.apply,
             swap_lock=self._swap_lock,
             retry_failed_s=max(60.0, 10 * s.poll_s),
+            last_loaded=LastLoaded(mixllm_home() / "service" / f"last-loaded-{s.model_name}.json"),
         )
         self.retrainer = RetrainTrigger(
             self.store,
@@ -83,6 +92,7 @@ class RoutingService:
             threshold=s.retrain_threshold,
             min_gap_s=s.retrain_min_gap_s,
             deployment=s.retrain_deployment,
+            active=run_active,
         )
         self.chats = ChatForwarder(self.backends, self.inflight, self.metrics, self._price)
         self._default_prices: Any = None
@@ -447,6 +457,8 @@ class RoutingService:
         }
 
     def _health_status(self) -> str:
+        """ok: the registry's champion serves; degraded: another version serves (a failed
+        load, a fallback, a deleted alias); unavailable: nothing can serve."""
         if self.slot.current is None:
             return "unavailable"
         return "ok" if self.slot.ok else "degraded"
