@@ -39,6 +39,21 @@ app = FastAPI(
 )
 
 
+# Every status an endpoint may answer besides 200, documented in the OpenAPI document.
+_ERROR = {"model": openai_compat.ErrorResponse}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {**_ERROR, "description": "Invalid request (the message names the problem)"},
+    401: {**_ERROR, "description": "Missing or invalid API key"},
+    403: {**_ERROR, "description": "The API key's role may not do this"},
+    404: {**_ERROR, "description": "Unknown request id or LLM"},
+    405: {**_ERROR, "description": "Method not allowed"},
+    413: {**_ERROR, "description": "Request body or conversation over its size limit"},
+    502: {**_ERROR, "description": "The chosen LLM's backend failed"},
+    503: {**_ERROR, "description": "No router or feedback store available"},
+    504: {**_ERROR, "description": "The chosen LLM's backend timed out"},
+}
+
+
 def _error(status: int, message: str, kind: str, param: str | None = None) -> JSONResponse:
     return JSONResponse(
         openai_compat.error_body(message, kind=kind, param=param, code=str(status)),
@@ -206,12 +221,17 @@ class MixLLMService:
     def __metrics__(self, content: str) -> str:
         return self.core.metrics_text(content)
 
-    @app.post("/route", summary="Pick the LLM for a query")
+    @app.post("/route", summary="Pick the LLM for a query", responses=ERRORS)
     def route(self, body: serving.RouteRequest) -> dict:
         """Chosen LLM, tags, each candidate's predicted quality/cost/latency/score."""
         return self.core.route(body)
 
-    @app.post("/v1/chat/completions", summary="OpenAI-compatible chat", response_model=None)
+    @app.post(
+        "/v1/chat/completions",
+        summary="OpenAI-compatible chat",
+        response_model=None,
+        responses=ERRORS,
+    )
     async def chat(self, body: serving.ChatRequest) -> Any:
         """Route the last user message, forward to the chosen LLM's backend, answer."""
         if body.stream:
@@ -219,32 +239,37 @@ class MixLLMService:
             return StreamingResponse(events, media_type="text/event-stream")
         return await self.core.chat(body)
 
-    @app.get("/v1/models", summary="Model names a client may send (OpenAI-compatible)")
+    @app.get("/v1/models", summary="Model names a client may send", responses=ERRORS)
     def models(self) -> dict:
         """``mixllm`` (routed; ``mixllm:<budget>`` too) and every active candidate LLM."""
         return self.core.models()
 
-    @app.post("/feedback", summary="Log feedback on a routed request")
+    @app.post("/feedback", summary="Log feedback on a routed request", responses=ERRORS)
     def feedback(self, body: serving.FeedbackRequest) -> dict:
         """Stored durably (2xx = committed), then applied as an online update."""
         return self.core.feedback(body)
 
-    @app.get("/llms", summary="Candidate LLMs")
+    @app.get("/llms", summary="Candidate LLMs", responses=ERRORS)
     def llms(self) -> dict:
         """Every LLM the router knows, active or not, with prices and backend."""
         return self.core.list_llms()
 
-    @app.post("/llms", summary="Add a candidate LLM")
+    @app.post("/llms", summary="Add a candidate LLM", responses=ERRORS)
     def add_llm(self, body: serving.AddLLMRequest) -> dict:
         """Route to a new LLM from now on, no retraining."""
         return self.core.add_llm(body)
 
-    @app.delete("/llms/{name:path}", summary="Stop routing to an LLM")
+    @app.delete("/llms/{name:path}", summary="Stop routing to an LLM", responses=ERRORS)
     def remove_llm(self, name: str) -> dict:
         """Stop routing to ``name`` at once."""
         return self.core.remove_llm(name)
 
-    @app.get(HEALTH_PATH, summary="Health (also at /healthz)", response_model=None)
+    @app.get(
+        HEALTH_PATH,
+        summary="Health (also at /healthz)",
+        response_model=None,
+        responses={503: {"description": "Nothing can serve (same body)"}},
+    )
     def health(self) -> Any:
         """Router version, feedback count, champion load status; 503 while nothing serves."""
         body = self.core.health()

@@ -223,6 +223,21 @@ def sse(data: dict[str, Any]) -> bytes:
 SSE_DONE = b"data: [DONE]\n\n"
 
 
+class ErrorDetail(BaseModel):
+    """OpenAI's ``error`` object."""
+
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error the service answers, in OpenAI's shape."""
+
+    error: ErrorDetail
+
+
 def error_body(message: str, *, kind: str, param: str | None = None, code: str | None = None):
     """The OpenAI error shape (the openai client reads ``error.message``)."""
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
