@@ -58,7 +58,7 @@ class BackendSpec(BaseModel):
     kind: Literal["replay", "openai"]
     base_url: str | None = None  # openai: e.g. http://127.0.0.1:8000/v1
     api_key_env: str | None = None  # openai: environment variable holding the key
-    timeout_s: float = Field(60.0, gt=0)
+    timeout_s: float = Field(60.0, gt=0, le=3600, allow_inf_nan=False)
     data_path: str | None = None  # replay: RouterBench data (file or directory)
 
     @model_validator(mode="after")
@@ -84,9 +84,9 @@ class LLMRoute(BaseModel):
     name: str = Field(min_length=1)
     backend: str = Field(min_length=1)
     model: str | None = None  # the id the backend knows the LLM by; default: name
-    input_price: float | None = Field(None, ge=0)
-    output_price: float | None = Field(None, ge=0)
-    tokens_per_s: float | None = Field(None, gt=0)
+    input_price: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    output_price: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    tokens_per_s: float | None = Field(None, gt=0, allow_inf_nan=False)
     concurrency: int | None = Field(None, ge=1)
 
 

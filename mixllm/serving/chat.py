@@ -112,6 +112,8 @@ class ChatForwarder:
         try:
             async for piece in chunks:
                 sent_usage = sent_usage or bool(piece.get("usage"))
+                if usage_prompt_tokens is not None:
+                    piece = {"usage": None, **piece}  # OpenAI: null until the last chunk
                 for choice in piece.get("choices") or []:
                     content = (choice.get("delta") or {}).get("content")
                     if isinstance(content, str):

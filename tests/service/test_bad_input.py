@@ -190,6 +190,12 @@ def test_include_usage_ends_the_stream_with_usage(client, backend) -> None:
         assert last["usage"]["total_tokens"] == sum(
             last["usage"][k] for k in ("prompt_tokens", "completion_tokens")
         )
+        assert all("usage" in e for e in events)  # null until the last chunk, as OpenAI
+        if backend != "replay":  # stream_options went upstream: the upstream's own usage
+            assert (
+                last["usage"]["prompt_tokens"] == 7
+                and len([e for e in events if e.get("usage")]) == 1
+            )
     finally:
         if backend != "replay":
             client.delete(f"/llms/{llm}")
