@@ -150,3 +150,30 @@ def test_bentoml_serve_refuses_a_public_host_without_keys(env: dict) -> None:
     assert result.returncode != 0
     assert "without API keys" in result.stdout + result.stderr
     assert _port_free(port)
+
+
+def test_sigterm_stops_the_mlflow_ui_and_its_workers(svc_root: Path, env: dict) -> None:
+    port = free_port()
+    log = svc_root / "serve-process" / "mlflow-ui.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [str(VENV_BIN / "mixllm"), "ui", "--port", str(port)],
+            env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health", proc, 120, log)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
+        deadline = time.monotonic() + 10
+        while not (_group_gone(proc.pid) and _port_free(port)):
+            assert time.monotonic() < deadline, "a child of mixllm ui survived it"
+            time.sleep(0.2)
+        assert time.monotonic() - t0 < 60
+    finally:
+        stop(proc)
+        if not _group_gone(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
