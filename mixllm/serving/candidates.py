@@ -7,7 +7,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixllm.core.errors import MixLLMError, UnknownLLMError
+from mixllm.core.errors import InvalidRequestError, MixLLMError, UnknownLLMError
+from mixllm.routing.context import fit_context
 from mixllm.serving.backends import BackendRegistry
 from mixllm.serving.requests import AddLLMRequest
 
@@ -83,6 +84,42 @@ def backend_for(req: AddLLMRequest, backends: BackendRegistry) -> str:
     backends.backend(name)  # InvalidRequestError for a backend the operator did not configure
     backends.check_answerable(name, req.model or req.name)
     return name
+
+
+def eligible(
+    router: Any,
+    backends: BackendRegistry,
+    candidates: list[str] | None,
+    *,
+    prompt_tokens: int,
+    answer_tokens: int = 0,
+    body: dict[str, Any] | None = None,
+    fallback: Any = None,
+) -> tuple[list[str], dict[str, str]]:
+    """(LLMs that can take a request, {excluded LLM: why}): among ``candidates`` (default:
+    the router's active LLMs), those whose backend honours the chat ``body``'s parameters
+    and whose context window holds the prompt plus ``answer_tokens`` (``fit_context``;
+    ``fallback``: a price table for windows the router's own lacks). InvalidRequestError
+    with every reason when none can."""
+    llms = list(candidates if candidates is not None else router.llms_)
+    excluded: dict[str, str] = {}
+    if body is not None:
+        for llm in llms:
+            why = backends.resolve(llm)[0].unsupported(body)
+            if why is not None:
+                excluded[llm] = why
+    fits, too_long = fit_context(
+        getattr(router, "prices_", {}),
+        prompt_tokens,
+        [m for m in llms if m not in excluded],
+        answer_tokens=answer_tokens,
+        fallback=fallback,
+    )
+    excluded.update(too_long)
+    if not fits:
+        reasons = "; ".join(f"{llm}: {why}" for llm, why in excluded.items())
+        raise InvalidRequestError(f"no candidate LLM can take this request ({reasons})")
+    return fits, excluded
 
 
 def check_active(router: Any, candidates: list[str]) -> None:

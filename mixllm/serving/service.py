@@ -16,7 +16,6 @@ from mixllm.core.paths import mixllm_home
 from mixllm.core.prices import load_prices
 from mixllm.core.tokens import count_tokens
 from mixllm.registry.feedback import FeedbackStore, redact_url
-from mixllm.routing.context import fit_context
 from mixllm.routing.router import as_batch
 from mixllm.serving import openai_compat
 from mixllm.serving.backends import BackendRegistry, LLMRoute, prompt_text
@@ -25,6 +24,7 @@ from mixllm.serving.candidates import (
     add_to_router,
     backend_for,
     check_active,
+    eligible,
     price_spec,
 )
 from mixllm.serving.champion import (
@@ -248,8 +248,14 @@ class RoutingService:
         if candidates is not None:
             check_active(champion.router, candidates)  # fail before paying for the embedding
         tokens = count_tokens(query) if prompt_tokens is None else prompt_tokens
-        candidates, excluded = self._eligible(
-            champion.router, candidates, tokens, answer_tokens or 0, body
+        candidates, excluded = eligible(
+            champion.router,
+            self.backends,
+            candidates,
+            prompt_tokens=tokens,
+            answer_tokens=answer_tokens or 0,
+            body=body,
+            fallback=self._packaged_prices(),
         )
         decision = self._decide(
             champion.router, query, budget_pct, budget_usd, candidates, prompt_tokens
@@ -266,36 +272,6 @@ class RoutingService:
         self.metrics.decisions.labels(llm=decision.llm).inc()
         self.metrics.decision_seconds.observe(seconds)
         return out
-
-    def _eligible(
-        self,
-        router: Any,
-        candidates: list[str] | None,
-        prompt_tokens: int,
-        answer_tokens: int,
-        body: dict[str, Any] | None,
-    ) -> tuple[list[str], dict[str, str]]:
-        """(LLMs that can take the request, {excluded LLM: why}); InvalidRequestError with
-        every reason when none can."""
-        llms = list(candidates if candidates is not None else router.llms_)
-        excluded: dict[str, str] = {}
-        if body is not None:
-            for llm in llms:
-                why = self.backends.resolve(llm)[0].unsupported(body)
-                if why is not None:
-                    excluded[llm] = why
-        fits, too_long = fit_context(
-            getattr(router, "prices_", {}),
-            prompt_tokens,
-            [m for m in llms if m not in excluded],
-            answer_tokens=answer_tokens,
-            fallback=self._packaged_prices(),
-        )
-        excluded.update(too_long)
-        if not fits:
-            reasons = "; ".join(f"{llm}: {why}" for llm, why in excluded.items())
-            raise InvalidRequestError(f"no candidate LLM can take this request ({reasons})")
-        return fits, excluded
 
     def _packaged_prices(self) -> Any:
         """The packaged price table: context windows of LLMs a router saved without them."""
