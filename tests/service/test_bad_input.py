@@ -219,3 +219,23 @@ def test_models_lists_routable_names(client) -> None:
     ids = [m["id"] for m in resp.json()["data"]]
     assert ids[0] == "mixllm" and STRONG in ids and MBPP_LLM in ids
     assert all(m["object"] == "model" for m in resp.json()["data"])
+
+
+def test_bad_queries_beside_good_ones_over_http(client) -> None:
+    """The issue's case: 150 lone-surrogate queries among 300 innocent ones, concurrently.
+    Every innocent request is answered, every bad one is a 400, the service stays up."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bad = b'{"query": "tell me \\ud83d more"}'
+
+    def send(i: int) -> tuple[bool, int]:
+        if i % 3 == 2:
+            return False, client.post("/route", content=bad, headers=JSON).status_code
+        good = {"query": query("mbpp", i % 40) + f" (variant {i})"}
+        return True, client.post("/route", json=good).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(send, range(450)))
+    assert [s for ok, s in results if ok] == [200] * 300
+    assert [s for ok, s in results if not ok] == [400] * 150
+    healthy(client)
