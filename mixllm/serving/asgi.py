@@ -58,6 +58,8 @@ async def send_error(
 
 def _plain_error(status: int, body: list[bytes]) -> tuple[str, str]:
     """(message, OpenAI error type) for a framework's plain-text error response."""
+    if status == 503:  # BentoML's /readyz: its text says why, nothing internal
+        return "service not ready: no router can serve yet", "service_unavailable"
     if status >= 500:
         return "internal error", "internal_error"
     text = b"".join(body).decode("utf-8", "replace").strip()[:200] or "error"

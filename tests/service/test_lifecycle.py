@@ -107,12 +107,15 @@ def test_nothing_to_serve_is_not_ready(
     with patched_env({"MIXLLM_MODEL_NAME": "mixllm-router", "MIXLLM_HOME": str(tmp_path)}):
         from mixllm.registry import tracking as registry
 
-        registry.client().delete_registered_model(registry.MODEL_NAME)
+        if registry.current_alias_version(registry.MODEL_NAME, registry.CHAMPION):
+            registry.client().delete_registered_model(registry.MODEL_NAME)
         register_broken()
         _forget_bentoml_metrics()
         try:
             with TestClient(MixLLMService.to_asgi(), raise_server_exceptions=False) as c:
-                assert c.get("/readyz").status_code == 503
+                ready = c.get("/readyz")
+                assert ready.status_code == 503
+                assert ready.json()["error"]["type"] == "service_unavailable"
                 resp = c.get("/healthz")
                 assert resp.status_code == 503 and resp.json()["status"] == "unavailable"
                 assert c.get("/livez").status_code == 200
