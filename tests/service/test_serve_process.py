@@ -177,3 +177,31 @@ def test_sigterm_stops_the_mlflow_ui_and_its_workers(svc_root: Path, env: dict) 
         stop(proc)
         if not _group_gone(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_bentoml_serve_on_a_public_host_with_keys_enforces_them(svc_root: Path, env: dict) -> None:
+    from tests.servers import running
+
+    port = free_port()
+    token = "route-key-" + "x" * 24
+    cmd = [
+        str(VENV_BIN / "bentoml"),
+        "serve",
+        "flows.service:MixLLMService",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(port),
+    ]
+    keyed = {**env, "MIXLLM_API_KEYS": f"route:{token}"}
+    log = svc_root / "serve-process" / "bentoml-keyed.log"
+    with running(cmd, env=keyed, log=log, health_url=f"http://127.0.0.1:{port}/readyz"):
+        assert _listen_addresses(port) == {"00000000"}  # 0.0.0.0, as asked
+        body = {"query": "Write a python function to reverse a string."}
+        url = f"http://127.0.0.1:{port}/route"
+        resp = httpx.post(url, json=body, timeout=30)
+        assert resp.status_code == 401 and resp.json()["error"]["type"] == "authentication_error"
+        auth = {"Authorization": f"Bearer {token}"}
+        assert httpx.post(url, json=body, headers=auth, timeout=30).status_code == 200
+    assert token not in log.read_text()
+    assert _port_free(port)
