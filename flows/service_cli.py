@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from flows.processes import DEFAULT_GRACE_S, run_foreground
 from mixllm.core.paths import project_dir as project_root
 
 SERVICE = "flows.service:MixLLMService"
@@ -88,8 +89,27 @@ Service on {base} (OpenAPI docs at {base}/, health at {base}/healthz). Try:
 """
 
 
+def check_host(host: str) -> None:
+    """Exit 2 unless the service may listen on ``host`` (loopback, or API keys configured)."""
+    from mixllm.core.errors import ConfigError
+    from mixllm.serving.auth import ApiKeys, require_keys
+
+    try:
+        require_keys(host, ApiKeys.from_env())
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def serve(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 3000,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    host: Annotated[
+        str,
+        typer.Option(help="Address to bind; anything but loopback needs $MIXLLM_API_KEYS."),
+    ] = "127.0.0.1",
+    grace: Annotated[
+        float, typer.Option(help="Seconds to drain requests on SIGTERM before killing.")
+    ] = DEFAULT_GRACE_S,
     data: Annotated[
         str | None, typer.Option(help="Training data, if a first router must be trained.")
     ] = None,
@@ -97,7 +117,9 @@ def serve(
         Path | None, typer.Option(help="MixLLM config YAML for that first training.")
     ] = None,
 ) -> None:
-    """Start the routing service on 127.0.0.1 with the registry's champion (Ctrl-C stops)."""
+    """Start the routing service with the registry's champion; SIGTERM or Ctrl-C stops it and
+    everything it started (see docs/SERVICE.md)."""
+    check_host(host)  # before any training or server start
     service_defaults()
     from flows.training_cli import store_defaults
 
@@ -106,12 +128,8 @@ def serve(
     if data:
         os.environ.setdefault("MIXLLM_DATA", data)  # the replay backend answers from it
     typer.echo(f"Serving mixllm-router v{version} (@champion)." + usage(port))
-    cmd = [_bentoml(), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)]
-    try:
-        code = subprocess.call(cmd, cwd=project_root())
-    except KeyboardInterrupt:
-        code = 0
-    raise typer.Exit(code)
+    cmd = [_bentoml(), "serve", SERVICE, "--host", host, "--port", str(port)]
+    raise typer.Exit(run_foreground(cmd, cwd=project_root(), grace_s=grace))
 
 
 def build() -> None:

@@ -6,9 +6,7 @@ in the environment (Prefect reads its settings when it is imported).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -112,8 +110,10 @@ def ui(
     if root:
         cmd += ["--default-artifact-root", root]
     typer.echo(f"MLflow UI on http://127.0.0.1:{port} over {uri} (Ctrl-C stops it)")
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the UI is meant to stop
-        subprocess.run(cmd, check=False)
+    from flows.processes import run_foreground
+
+    # SIGTERM or Ctrl-C stops the UI's whole process group (its gunicorn/uvicorn workers).
+    raise typer.Exit(run_foreground(cmd))
 
 
 def schedule(

@@ -58,3 +58,15 @@ class UnavailableError(MixLLMError):
 
 class StateStoreError(UnavailableError):
     """The shared online-state store (e.g. Redis) cannot be reached or keeps losing races."""
+
+
+class AuthenticationError(MixLLMError):
+    """A request has no valid API key (the service answers 401)."""
+
+
+class PermissionDeniedError(MixLLMError):
+    """A valid API key whose role may not do this (the service answers 403)."""
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    """A request body or prompt is over its size limit (the service answers 413)."""

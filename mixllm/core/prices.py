@@ -32,6 +32,9 @@ class LLMSpec(BaseModel):
     tokens_per_s: float = Field(50.0, gt=0, allow_inf_nan=False)  # decode speed
     ttft_s: float = Field(0.5, ge=0, allow_inf_nan=False)  # time to first token
     concurrency: int = Field(8, ge=1)  # requests served in parallel
+    # Most tokens one request may hold (prompt + answer), as the vendor publishes it;
+    # None: unknown, never excluded for length (see mixllm.routing.context).
+    context_window: int | None = Field(None, ge=1)
     notes: str | None = None
 
     def cost(

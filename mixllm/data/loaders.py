@@ -219,10 +219,12 @@ def routerbench_from_frame(df: pd.DataFrame, source: str = "routerbench") -> Rou
 
     quality = _numeric(df, llms)
     cost = _numeric(df, [f"{m}{COST_SUFFIX}" for m in llms])
+    _require_usable(quality, cost, llms, source)
     ids = _ids(df["sample_id"])
     has_quality = ~np.isnan(quality).any(axis=1)
+    out_of_range = _out_of_range(quality, cost)
     valid_other = ~np.isnan(cost).any(axis=1) & df["prompt"].notna().to_numpy()
-    valid_other &= ids.notna().to_numpy()
+    valid_other &= ids.notna().to_numpy() & ~out_of_range.any(axis=1)
     dup = _duplicates(ids, has_quality & valid_other)
     keep = ~dup & has_quality & valid_other
 
@@ -231,6 +233,7 @@ def routerbench_from_frame(df: pd.DataFrame, source: str = "routerbench") -> Rou
     report.skipped_other = int((~dup & has_quality & ~valid_other).sum())
     report.rows_kept = int(keep.sum())
     report.notes.extend(_routerbench_notes(df[llms], quality, ids, dup))
+    report.notes.extend(_range_notes(out_of_range, llms))
     _check_rows(report)
 
     kept = df.loc[keep]
@@ -249,6 +252,42 @@ def routerbench_from_frame(df: pd.DataFrame, source: str = "routerbench") -> Rou
             report=report,
         )
     )
+
+
+def _out_of_range(quality: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """(n, k) True where a quality is outside [0, 1] or a cost is negative or infinite."""
+    with np.errstate(invalid="ignore"):
+        bad_quality = ~np.isnan(quality) & ((quality < 0) | (quality > 1) | np.isinf(quality))
+        bad_cost = ~np.isnan(cost) & ((cost < 0) | np.isinf(cost))
+    return bad_quality | bad_cost
+
+
+def _range_notes(out_of_range: np.ndarray, llms: list[str]) -> list[str]:
+    """One note naming the LLMs whose values were out of range and how many rows it cost."""
+    per_llm = out_of_range.sum(axis=0)
+    if not per_llm.any():
+        return []
+    named = ", ".join(f"{llm} ({int(n)})" for llm, n in zip(llms, per_llm, strict=True) if n)
+    rows = int(out_of_range.any(axis=1).sum())
+    return [
+        f"{_rows(rows)} skipped for a quality outside [0, 1] or a negative/infinite cost: {named}"
+    ]
+
+
+def _require_usable(quality: np.ndarray, cost: np.ndarray, llms: list[str], source: str) -> None:
+    """DataError naming every LLM with no usable quality or cost in any row: one broken
+    column would otherwise drop every row with a vague 'no usable rows'."""
+    if not len(quality):
+        return
+    with np.errstate(invalid="ignore"):
+        q_ok = np.isfinite(quality) & (quality >= 0) & (quality <= 1)
+        c_ok = np.isfinite(cost) & (cost >= 0)
+    broken = [llm for j, llm in enumerate(llms) if not q_ok[:, j].any() or not c_ok[:, j].any()]
+    if broken:
+        raise DataError(
+            f"{source}: no usable quality or cost value in any row for LLM(s) "
+            f"{', '.join(broken)}; fix or remove their columns"
+        )
 
 
 def _routerbench_notes(

@@ -7,15 +7,15 @@ calls one method per endpoint and turns domain errors into status codes with
 
 Modules: ``settings`` (ServiceSettings, env parsing), ``requests`` (request bodies),
 ``edge`` (HTTP status per error, validation messages), ``metrics`` (Prometheus),
-``concurrency`` (InFlight, ReadWriteLock, EncodeBatcher), ``embeddings`` (in-memory LRU of
+``concurrency`` (InFlight, EncodeBatcher), ``embeddings`` (in-memory LRU of
 query embeddings), ``champion`` (Champion, sources, hot swap), ``candidates`` (runtime
 candidate changes), ``chat`` (forwarding to backends), ``retraining`` (the trigger),
 ``service`` (RoutingService).
 """
 
 from mixllm.serving.champion import Champion, ChampionSlot, ChampionSource, RegistrySource
-from mixllm.serving.concurrency import EncodeBatcher, InFlight, ReadWriteLock
-from mixllm.serving.edge import bad_param, describe_validation, http_error
+from mixllm.serving.concurrency import EncodeBatcher, InFlight
+from mixllm.serving.edge import bad_param, describe_validation, http_error, public_message
 from mixllm.serving.embeddings import QueryEmbeddings, encode_uncached
 from mixllm.serving.metrics import ServiceMetrics, count_request, endpoint_label, service_metrics
 from mixllm.serving.requests import AddLLMRequest, ChatRequest, FeedbackRequest, RouteRequest
@@ -33,7 +33,6 @@ __all__ = [
     "FeedbackRequest",
     "InFlight",
     "QueryEmbeddings",
-    "ReadWriteLock",
     "RegistrySource",
     "RouteRequest",
     "RoutingService",
@@ -47,5 +46,6 @@ __all__ = [
     "endpoint_label",
     "http_error",
     "max_query_chars",
+    "public_message",
     "service_metrics",
 ]

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mixllm.core.errors import InvalidRequestError, MixLLMError, UnknownLLMError
-from mixllm.serving.backends import BackendRegistry, BackendSpec
+from mixllm.routing.context import fit_context
+from mixllm.serving.backends import BackendRegistry
 from mixllm.serving.requests import AddLLMRequest
 
 log = logging.getLogger(__name__)
@@ -76,26 +77,50 @@ class Overrides:
                 router.remove_llm(name)
 
 
-def backend_for(req: AddLLMRequest, backends: BackendRegistry) -> tuple[str, BackendSpec | None]:
-    """(backend name, spec of a new OpenAI-compatible backend to declare, if asked)."""
-    if req.base_url:
-        own = f"{req.name}-endpoint"  # the LLM's own backend: re-adding replaces it
-        name = req.backend or own
-        if name != own and name in {b["name"] for b in backends.describe_all()}:
-            raise InvalidRequestError(
-                f"backend {name!r} exists already: omit base_url to use it, or name a new backend"
-            )
-        spec = BackendSpec(
-            name=name,
-            kind="openai",
-            base_url=req.base_url,
-            api_key_env=req.api_key_env,
-            timeout_s=req.timeout_s or 60.0,
-        )
-        return name, spec
+def backend_for(req: AddLLMRequest, backends: BackendRegistry) -> str:
+    """The configured backend that will answer ``req.name``; InvalidRequestError unless it
+    exists and can answer that LLM now (see ``BackendRegistry.check_answerable``)."""
     name = req.backend or backends.default_backend
-    backends.backend(name)  # InvalidRequestError for an unknown backend
-    return name, None
+    backends.backend(name)  # InvalidRequestError for a backend the operator did not configure
+    backends.check_answerable(name, req.model or req.name)
+    return name
+
+
+def eligible(
+    router: Any,
+    backends: BackendRegistry,
+    candidates: list[str] | None,
+    *,
+    prompt_tokens: int,
+    answer_tokens: int = 0,
+    body: dict[str, Any] | None = None,
+    fallback: Any = None,
+) -> tuple[list[str], dict[str, str]]:
+    """(LLMs that can take a request, {excluded LLM: why}): among ``candidates`` (default:
+    the router's active LLMs), those whose backend honours the chat ``body``'s parameters
+    and whose context window holds the prompt plus ``answer_tokens`` (``fit_context``;
+    ``fallback``: a price table for windows the router's own lacks). InvalidRequestError
+    with every reason when none can."""
+    llms = list(candidates if candidates is not None else router.llms_)
+    excluded: dict[str, str] = {}
+    if body is not None:
+        for llm in llms:
+            why = backends.resolve(llm)[0].unsupported(body)
+            if why is not None:
+                excluded[llm] = why
+    specs = {m: s for m in llms if (s := price_spec(router, m)) is not None}
+    fits, too_long = fit_context(
+        specs,
+        prompt_tokens,
+        [m for m in llms if m not in excluded],
+        answer_tokens=answer_tokens,
+        fallback=fallback,
+    )
+    excluded.update(too_long)
+    if not fits:
+        reasons = "; ".join(f"{llm}: {why}" for llm, why in excluded.items())
+        raise InvalidRequestError(f"no candidate LLM can take this request ({reasons})")
+    return fits, excluded
 
 
 def check_active(router: Any, candidates: list[str]) -> None:

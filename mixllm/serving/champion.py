@@ -8,12 +8,15 @@ reported in the status and retried after a while.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from mixllm.core.errors import NotFittedError, UnavailableError
@@ -75,11 +78,46 @@ class RegistrySource:
         mv = registry.client(self.uri).get_model_version(self.model_name, version)
         return mv.tags.get(registry.TAG_WATERMARK)
 
+    def earlier_versions(self, version: str) -> list[str]:
+        """Registered versions older than ``version``, newest first."""
+        from mixllm.registry import tracking as registry
+
+        found = registry.client(self.uri).search_model_versions(f"name='{self.model_name}'")
+        older = [int(mv.version) for mv in found if int(mv.version) < int(version)]
+        return [str(v) for v in sorted(older, reverse=True)]
+
     def describe(self) -> str:
         """Model name and store, password hidden."""
         from mixllm.registry import tracking as registry
 
         return f"{self.model_name}@champion in {redact_url(self.uri or registry.tracking_uri())}"
+
+
+MAX_FALLBACKS = 5  # earlier versions tried when the champion cannot load at start
+
+
+class LastLoaded:
+    """The version that last loaded, recorded in a small local file (survives restarts)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def read(self) -> str | None:
+        """The recorded version, None if none (or unreadable)."""
+        try:
+            return str(json.loads(self.path.read_text())["version"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def write(self, version: str) -> None:
+        """Record ``version`` (atomically; a failure only costs the fallback)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"version": version, "at": now_iso()}))
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("cannot record the loaded version in %s: %s", self.path, exc)
 
 
 def check_router(router: Any) -> None:
@@ -105,8 +143,10 @@ class ChampionSlot:
         prepare: Callable[[Any], None],
         swap_lock: AbstractContextManager[Any],
         retry_failed_s: float = 60.0,
+        last_loaded: LastLoaded | None = None,
     ) -> None:
         self.source = source
+        self.last_loaded = last_loaded
         self.retry_failed_s = retry_failed_s
         self.status: dict[str, Any] = {"state": "not loaded", "error": None}
         self._prepare = prepare
@@ -160,36 +200,96 @@ class ChampionSlot:
             return True
 
     def _wanted(self, version: str | None) -> bool:
-        """True if ``version`` should be loaded now: new, and not a recent failure."""
+        """True if ``version`` should be loaded now: new, and not a recent failure. Also keeps
+        the status in step with the registry: the alias back on the serving version (a
+        rollback) is ok again; an alias that is gone is reported, not shown as ok."""
         current = self._champion.version if self._champion else None
         if version is None:
             if current is None:
                 self.status.update(state="no champion", error="the registry has no champion")
+            else:
+                self.status.update(
+                    state="degraded",
+                    error=f"the registry has no champion alias any more; still serving v{current}",
+                    failed_version=None,
+                )
             return False
         if version == current:
+            if self.status.get("state") != "ok":
+                log.info("the champion alias is back on v%s, the version serving", version)
+                self.status.update(state="ok", error=None, failed_version=None, fallback=None)
             return False
         failed_at = self._failed.get(version)
         return failed_at is None or time.time() - failed_at >= self.retry_failed_s
 
-    def _swap(self, router: Any, version: str, watermark: str | None) -> None:
+    def _swap(
+        self, router: Any, version: str, watermark: str | None, *, fallback: bool = False
+    ) -> None:
         current = self._champion.version if self._champion else None
         with self._swap_lock:  # no candidate change may slip between prepare and swap
             self._prepare(router)
             self._champion = Champion(router, version, watermark)
         self._failed.pop(version, None)
         self.status.update(
-            state="ok", error=None, failed_version=None, version=version, loaded_at=now_iso()
+            state="fallback" if fallback else "ok",
+            error=None,
+            failed_version=None,
+            version=version,
+            loaded_at=now_iso(),
+            fallback=(
+                f"serving v{version}, the last version that loaded, not the champion"
+                if fallback
+                else None
+            ),
         )
+        if self.last_loaded is not None:
+            self.last_loaded.write(version)
         log.info("serving champion v%s (was %s)", version, current or "none")
 
     def _load_failed(self, version: str | None, exc: Exception, what: str) -> bool:
-        message = f"{what}: {type(exc).__name__}: {first_line(exc)}"
+        # The status is public (/healthz): it names the version, the log has the details
+        # (exception class, paths, store URLs).
+        log.error("%s: %s: %s", what, type(exc).__name__, first_line(exc))
+        message = f"{what} (details in the service log)"
         if version is not None:
             self._failed[version] = time.time()
+        if self._champion is None and self._load_fallback(version):
+            self.status.update(error=message, failed_version=version)
+            return True
         state = "degraded" if self._champion else "no champion"
         self.status.update(state=state, error=message, failed_version=version)
         if self._champion:
-            log.error("%s; still serving v%s", message, self._champion.version)
+            log.error("%s; still serving v%s", what, self._champion.version)
         else:
-            log.error("%s; no router to serve", message)
+            log.error("%s; no router to serve", what)
         return False
+
+    def _load_fallback(self, failed: str | None) -> bool:
+        """Serve the last version that loaded (recorded locally, else the registry's newest
+        earlier versions) when the champion cannot load at start: not a full outage."""
+        for version in self._fallback_versions(failed):
+            try:
+                router = self.source.load(version)
+                check_router(router)
+                watermark = self.source.watermark(version)
+            except Exception as exc:
+                log.warning("fallback v%s cannot load either: %s", version, first_line(exc))
+                continue
+            self._swap(router, version, watermark, fallback=True)
+            log.warning("the champion cannot load: serving the last loadable v%s", version)
+            return True
+        return False
+
+    def _fallback_versions(self, failed: str | None) -> list[str]:
+        versions = []
+        if self.last_loaded is not None:
+            recorded = self.last_loaded.read()
+            if recorded:
+                versions.append(recorded)
+        earlier = getattr(self.source, "earlier_versions", None)
+        if earlier is not None and failed is not None:
+            try:
+                versions += earlier(failed)
+            except Exception as exc:  # the registry may be what is failing
+                log.warning("cannot list earlier versions: %s", first_line(exc))
+        return [v for v in dict.fromkeys(versions) if v != failed][:MAX_FALLBACKS]

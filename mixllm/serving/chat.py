@@ -9,16 +9,25 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from mixllm.core.errors import BackendError, BackendTimeoutError
+from mixllm.core.tokens import count_tokens
 from mixllm.serving import openai_compat
-from mixllm.serving.backends import BackendRegistry
+from mixllm.serving.backends import BackendRegistry, prompt_text
 from mixllm.serving.concurrency import InFlight
-from mixllm.serving.edge import http_error
+from mixllm.serving.edge import http_error, public_message
 from mixllm.serving.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
 Price = Callable[[str, int, int], float | None]  # (llm, prompt, completion tokens) -> $
-_ROUTING_KEYS = ("request_id", "router_version", "tags", "candidates", "decision_ms", "budget_usd")
+_ROUTING_KEYS = (
+    "request_id",
+    "router_version",
+    "tags",
+    "candidates",
+    "excluded",
+    "decision_ms",
+    "budget_usd",
+)
 
 
 def routing_field(decision: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +89,10 @@ class ChatForwarder:
             cost_usd=stream.cost_usd,
             recorded_quality=stream.quality,
         )
-        return self._sse(stream.chunks, llm, decision["request_id"], routing, backend.name)
+        usage = None
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = count_tokens(prompt_text(body.get("messages") or []))
+        return self._sse(stream.chunks, llm, decision["request_id"], routing, backend.name, usage)
 
     async def _sse(
         self,
@@ -89,11 +101,23 @@ class ChatForwarder:
         request_id: str,
         routing: dict[str, Any],
         backend: str,
+        usage_prompt_tokens: int | None = None,
     ) -> AsyncIterator[bytes]:
+        """The SSE bytes; with ``usage_prompt_tokens`` (include_usage asked) the stream ends
+        with a usage chunk, counted here if the backend sent none."""
         created = int(time.time())
         first = True
+        sent_usage = False
+        answer: list[str] = []
         try:
             async for piece in chunks:
+                sent_usage = sent_usage or bool(piece.get("usage"))
+                if usage_prompt_tokens is not None:
+                    piece = {"usage": None, **piece}  # OpenAI: null until the last chunk
+                for choice in piece.get("choices") or []:
+                    content = (choice.get("delta") or {}).get("content")
+                    if isinstance(content, str):
+                        answer.append(content)
                 yield openai_compat.sse(
                     openai_compat.chunk(
                         piece,
@@ -104,11 +128,19 @@ class ChatForwarder:
                     )
                 )
                 first = False
+            if usage_prompt_tokens is not None and not sent_usage:
+                usage = openai_compat.usage_chunk(
+                    usage_prompt_tokens, count_tokens("".join(answer))
+                )
+                yield openai_compat.sse(
+                    openai_compat.chunk(usage, llm=llm, request_id=request_id, created=created)
+                )
         except BackendError as exc:
             # Headers are gone already: the error travels as a last event, like OpenAI's.
             self._count_error(backend, exc)
             status, kind = http_error(exc)
-            yield openai_compat.sse(openai_compat.error_body(str(exc), kind=kind, code=str(status)))
+            message = public_message(exc, status, request_id)  # no backend URL to the client
+            yield openai_compat.sse(openai_compat.error_body(message, kind=kind, code=str(status)))
         finally:
             self.inflight.leave(llm)
             aclose = getattr(chunks, "aclose", None)
@@ -119,4 +151,4 @@ class ChatForwarder:
     def _count_error(self, backend: str, exc: BackendError) -> None:
         kind = "timeout" if isinstance(exc, BackendTimeoutError) else "error"
         self.metrics.backend_errors.labels(backend=backend, kind=kind).inc()
-        log.warning("backend failure: %s", exc)
+        log.warning("backend failure: %s", exc)  # the details, for the operator only

@@ -9,12 +9,14 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import numpy as np
 
+from mixllm.core.errors import InvalidRequestError
 from mixllm.routing.latency import QueueState
+from mixllm.serving.bodies import check_text
 from mixllm.serving.embeddings import QueryEmbeddings
 
 
@@ -58,47 +60,6 @@ class InFlight:
         }
 
 
-class ReadWriteLock:
-    """Many readers or one writer: routing reads the candidate set, POST/DELETE /llms write it."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        """Hold a shared lock for the block."""
-        with self._cond:
-            while self._writer:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        """Hold the exclusive lock for the block (waits for running readers)."""
-        with self._cond:
-            while self._writer:
-                self._cond.wait()
-            self._writer = True
-            while self._readers:
-                self._cond.wait()
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
-
-
-@dataclass
 class _EncodeJob:
     router: Any
     text: str
@@ -158,6 +119,19 @@ class EncodeBatcher:
                 return
             self._process(self._gather(job))
 
+    @staticmethod
+    def _valid_only(group: list[_EncodeJob]) -> list[_EncodeJob]:
+        """The jobs whose text can be encoded; the others fail alone, at once."""
+        valid = []
+        for job in group:
+            try:
+                check_text(job.text, "query")
+            except InvalidRequestError as exc:
+                job.future.set_exception(exc)
+                continue
+            valid.append(job)
+        return valid
+
     def _gather(self, first: _EncodeJob) -> list[_EncodeJob]:
         """``first`` plus what queued up meanwhile, at most ``max_batch``.
 
@@ -189,15 +163,27 @@ class EncodeBatcher:
             self._process_group(group)
 
     def _process_group(self, group: list[_EncodeJob]) -> None:
+        group = self._valid_only(group)
+        if not group:
+            return
         router = group[0].router
         texts = [j.text for j in group]
         try:
             X = self.embeddings.encode(router.encoder_, texts)
             tags = router.tagger_.tag(texts, X)
+        except Exception as exc:
+            if len(group) > 1:
+                # One request's bad text must not fail the others: encode each alone, so
+                # that only the job that fails on its own hears about its failure.
+                for job in group:
+                    self._process_group([job])
+                return
+            group[0].future.set_exception(exc)
+            return
         except BaseException as exc:  # the waiting requests must hear about any failure
             for j in group:
                 j.future.set_exception(exc)
-            return
+            raise
         self.batches += 1
         self.encoded += len(group)
         for i, j in enumerate(group):

@@ -6,14 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from mixllm.core.errors import (
+    AuthenticationError,
     BackendError,
     BackendTimeoutError,
     ConfigError,
+    DataError,
     FeedbackStoreError,
     InvalidRequestError,
     MixLLMError,
     NotFittedError,
     NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
     UnavailableError,
     UnknownLLMError,
     UnknownRequestError,
@@ -21,6 +25,9 @@ from mixllm.core.errors import (
 
 # First match wins: subclasses come before their bases.
 _STATUS: list[tuple[type[BaseException], int, str]] = [
+    (AuthenticationError, 401, "authentication_error"),
+    (PermissionDeniedError, 403, "permission_error"),
+    (PayloadTooLargeError, 413, "invalid_request_error"),
     (UnknownRequestError, 404, "not_found_error"),
     (NotFoundError, 404, "not_found_error"),
     (BackendTimeoutError, 504, "backend_timeout"),
@@ -28,6 +35,7 @@ _STATUS: list[tuple[type[BaseException], int, str]] = [
     (UnavailableError, 503, "service_unavailable"),
     (NotFittedError, 503, "service_unavailable"),
     (FeedbackStoreError, 503, "service_unavailable"),
+    (DataError, 503, "service_unavailable"),  # data the service reads, never the request's
     (UnknownLLMError, 400, "invalid_request_error"),
     (InvalidRequestError, 400, "invalid_request_error"),
     (ConfigError, 400, "invalid_request_error"),
@@ -41,6 +49,25 @@ def http_error(exc: BaseException) -> tuple[int, str]:
         if isinstance(exc, kind):
             return status, name
     return 500, "internal_error"
+
+
+# What a caller reads for a server-side failure: the details (backend URLs, file paths,
+# exception classes) go to the log under the request id, never into the response.
+_PUBLIC = {
+    500: "internal error",
+    502: "the chosen LLM's backend failed to answer",
+    503: "the service cannot answer right now (no router or store available)",
+    504: "the chosen LLM's backend did not answer in time",
+}
+
+
+def public_message(exc: BaseException, status: int, request_id: str | None) -> str:
+    """The error message a caller may see: the domain message for a 4xx, a fixed text
+    naming the request id for a 5xx (the details are logged under that id)."""
+    if status < 500:
+        return str(exc)
+    text = _PUBLIC.get(status, _PUBLIC[500])
+    return f"{text} (request_id {request_id}; details in the service log)" if request_id else text
 
 
 def describe_validation(errors: list[dict[str, Any]]) -> str:

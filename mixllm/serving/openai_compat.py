@@ -8,7 +8,7 @@ import math
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mixllm.core.errors import InvalidRequestError
 from mixllm.serving.backends import BackendReply, content_text
@@ -26,14 +26,52 @@ class ChatMessage(BaseModel):
     content: str | list[dict[str, Any]] | None = None
 
 
+MAX_STOP_SEQUENCES = 4  # OpenAI's limit
+MAX_ANSWER_TOKENS = 1_000_000
+
+
+class StreamOptions(BaseModel):
+    """``stream_options``: only ``include_usage`` exists."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    include_usage: bool = Field(False, strict=True)
+
+
+class ResponseFormat(BaseModel):
+    """``response_format``: its type; a json_schema passes through to the backend."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["text", "json_object", "json_schema"]
+
+
+def _finite(lo: float, hi: float) -> Any:
+    return Field(None, ge=lo, le=hi, allow_inf_nan=False)
+
+
 class ChatCompletionRequest(BaseModel):
-    """POST /v1/chat/completions body; OpenAI parameters we do not read pass through."""
+    """POST /v1/chat/completions body. The parameters that change what an answer may be are
+    declared and checked here; every backend honours them or the request is refused (see
+    ``Backend.unsupported``). Other OpenAI parameters pass through to the backend."""
 
     model_config = ConfigDict(extra="allow")
 
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int | None = Field(None, ge=1, le=128, strict=True)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_ANSWER_TOKENS, strict=True)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_ANSWER_TOKENS, strict=True)
+    stop: str | list[str] | None = None
+    tools: list[dict[str, Any]] | None = Field(None, max_length=128)
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
+    temperature: float | None = _finite(0, 2)
+    top_p: float | None = _finite(0, 1)
+    presence_penalty: float | None = _finite(-2, 2)
+    frequency_penalty: float | None = _finite(-2, 2)
 
     @field_validator("model")
     @classmethod
@@ -41,12 +79,38 @@ class ChatCompletionRequest(BaseModel):
         parse_model(value)
         return value
 
+    @field_validator("stop")
+    @classmethod
+    def _stop(cls, value: str | list[str] | None) -> str | list[str] | None:
+        stops = [value] if isinstance(value, str) else value or []
+        if len(stops) > MAX_STOP_SEQUENCES:
+            raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences")
+        if any(not s for s in stops):
+            raise ValueError("a stop sequence is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ChatCompletionRequest:
+        if self.max_tokens is not None and self.max_completion_tokens is not None:
+            raise ValueError("give max_completion_tokens or max_tokens (its old name), not both")
+        if self.stream_options is not None and not self.stream:
+            raise ValueError("stream_options is only allowed with stream: true")
+        return self
+
+    def answer_tokens(self) -> int | None:
+        """The most answer tokens asked for (max_completion_tokens or max_tokens)."""
+        return self.max_completion_tokens or self.max_tokens
+
+    def include_usage(self) -> bool:
+        """True if a streamed answer must end with a usage chunk."""
+        return bool(self.stream and self.stream_options and self.stream_options.include_usage)
+
     def forward_body(self) -> dict[str, Any]:
-        """The body to send to a backend: everything but our model name."""
+        """The body to send to a backend: everything but our model name and ``stream`` (the
+        backend sets it); ``stream_options`` goes upstream with a streamed request."""
         body = self.model_dump(exclude_none=True)
         body.pop("model", None)
         body.pop("stream", None)
-        body.pop("stream_options", None)
         return body
 
     def query(self) -> str:
@@ -139,12 +203,39 @@ def chunk(
     return out
 
 
+def usage_chunk(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    """The last chunk ``stream_options.include_usage`` asks for: no choices, the usage."""
+    return {
+        "choices": [],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
 def sse(data: dict[str, Any]) -> bytes:
     """One server-sent event carrying ``data`` as JSON."""
     return f"data: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
 SSE_DONE = b"data: [DONE]\n\n"
+
+
+class ErrorDetail(BaseModel):
+    """OpenAI's ``error`` object."""
+
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error the service answers, in OpenAI's shape."""
+
+    error: ErrorDetail
 
 
 def error_body(message: str, *, kind: str, param: str | None = None, code: str | None = None):

@@ -7,20 +7,29 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mixllm.core.errors import InvalidRequestError
+from mixllm.core.errors import InvalidRequestError, PayloadTooLargeError
 from mixllm.serving import openai_compat
-from mixllm.serving.settings import max_query_chars
+from mixllm.serving.backends import content_text
+from mixllm.serving.bodies import check_text
+from mixllm.serving.settings import max_prompt_chars, max_query_chars
 
 MAX_BUDGET_FRACTION = openai_compat.MAX_BUDGET_FRACTION
 MAX_BUDGET_USD = 100.0  # dollars per query: anything above is a typo
 
 
 def _check_query(value: str) -> str:
+    check_text(value, "query")
     if not value.strip():
         raise ValueError("query is empty")
     limit = max_query_chars()
     if len(value) > limit:
         raise ValueError(f"query has {len(value)} characters, the limit is {limit}")
+    return value
+
+
+def _check_names(value: list[str] | None) -> list[str] | None:
+    for i, name in enumerate(value or []):
+        check_text(name, f"candidates.{i}")
     return value
 
 
@@ -31,7 +40,7 @@ def _check_candidates(value: list[str] | None) -> list[str] | None:
         raise ValueError("candidates is empty; omit it to consider every active LLM")
     if len(set(value)) != len(value):
         raise ValueError("candidates has duplicates")
-    return value
+    return _check_names(value)
 
 
 class _Body(BaseModel):
@@ -56,12 +65,19 @@ class RouteRequest(_Body):
     _query = field_validator("query")(_check_query)
     _candidates = field_validator("candidates")(_check_candidates)
 
-    @field_validator("budget", "budget_usd")
+    @field_validator("budget", "budget_usd", mode="before")
     @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("must be a finite number")
+    def _finite(cls, value: Any) -> Any:
+        # Before the range check: NaN would otherwise read as "should be <= 10".
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{value} is not a finite number")
         return value
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> RouteRequest:
+        if self.budget is not None and self.budget_usd is not None:
+            raise ValueError("give budget (a fraction) or budget_usd (dollars), not both")
+        return self
 
 
 class FeedbackRequest(_Body):
@@ -82,21 +98,41 @@ class FeedbackRequest(_Body):
         return self
 
 
+_EGRESS_FIELDS = ("base_url", "api_key_env", "api_key", "url", "timeout_s", "headers")
+
+
 class AddLLMRequest(_Body):
     """POST /llms: a new candidate, its prices and the backend that answers it."""
 
     name: str = Field(min_length=1, max_length=200)
     input_price: float = Field(ge=0, le=1, description="$ per prompt token.")
     output_price: float = Field(ge=0, le=1, description="$ per generated token.")
-    backend: str | None = Field(None, description="A configured backend; default: the default.")
-    model: str | None = Field(None, description="The id the backend knows the LLM by.")
-    base_url: str | None = Field(None, description="Declare an OpenAI-compatible backend.")
-    api_key_env: str | None = None
-    timeout_s: float | None = Field(None, gt=0, le=3600)
-    tokens_per_s: float | None = Field(None, gt=0)
-    ttft_s: float | None = Field(None, ge=0)
-    concurrency: int | None = Field(None, ge=1)
+    backend: str | None = Field(
+        None,
+        max_length=200,
+        description="A backend of the operator's backends.yaml; default: its default_backend.",
+    )
+    model: str | None = Field(
+        None, min_length=1, max_length=200, description="The id the backend knows the LLM by."
+    )
+    tokens_per_s: float | None = Field(None, gt=0, le=1e6)
+    ttft_s: float | None = Field(None, ge=0, le=3600)
+    concurrency: int | None = Field(None, ge=1, le=100_000)
     prior_quality: float | None = Field(None, ge=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_egress(cls, data: Any) -> Any:
+        # Where the service connects and which secret it sends are operator configuration:
+        # a request naming them is refused outright, not silently ignored.
+        if isinstance(data, dict):
+            named = [k for k in _EGRESS_FIELDS if k in data]
+            if named:
+                raise ValueError(
+                    f"{', '.join(named)} cannot be set by a request: backends and their "
+                    "credentials come from the operator's backends.yaml; name one with 'backend'"
+                )
+        return data
 
 
 class ChatRequest(openai_compat.ChatCompletionRequest):
@@ -113,9 +149,22 @@ class ChatRequest(openai_compat.ChatCompletionRequest):
         return body
 
 
+# The conversation window: a follow-up ("Looks good, go ahead and finish it.") is routed
+# with the turns before it, so that it goes where the conversation belongs. Bounded so that
+# a long chat does not drown the last message or slow the embedding: at most
+# CONVERSATION_TURNS earlier user/assistant messages, the most recent CONVERSATION_CHARS
+# characters of them.
+CONVERSATION_TURNS = 4
+CONVERSATION_CHARS = 2000
+
+
 def chat_query(req: ChatRequest) -> str:
-    """The text a chat request is routed on: its last user message, checked like a query."""
-    query = req.query()
+    """The text a chat request is routed on: the conversation window (see above) followed by
+    the last user message, which is checked like a /route query."""
+    messages = list(req.messages)
+    last = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
+    query = "" if last is None else content_text(messages[last].content)
+    check_text(query, "messages")
     if not query.strip():
         raise InvalidRequestError("messages: no user message with text to route")
     limit = max_query_chars()
@@ -123,4 +172,16 @@ def chat_query(req: ChatRequest) -> str:
         raise InvalidRequestError(
             f"messages: the last user message has {len(query)} characters, the limit is {limit}"
         )
-    return query
+    total = sum(len(content_text(m.content)) for m in messages)
+    prompt_limit = max_prompt_chars()
+    if total > prompt_limit:
+        raise PayloadTooLargeError(
+            f"messages: the conversation has {total} characters, the limit is {prompt_limit}"
+        )
+    earlier = [
+        text
+        for m in messages[:last][-CONVERSATION_TURNS:]
+        if m.role in ("user", "assistant") and (text := content_text(m.content).strip())
+    ]
+    context = "\n\n".join(earlier)[-CONVERSATION_CHARS:]
+    return f"{context}\n\n{query}" if context else query

@@ -18,6 +18,7 @@ from mixllm.serving.metrics import ServiceMetrics
 log = logging.getLogger(__name__)
 
 Trigger = Callable[[dict[str, Any]], str]  # parameters -> flow run id
+RunActive = Callable[[str], bool]  # flow run id -> still pending or running?
 
 
 class RetrainTrigger:
@@ -32,8 +33,12 @@ class RetrainTrigger:
         threshold: int,
         min_gap_s: float,
         deployment: str,
+        active: RunActive | None = None,
     ) -> None:
         self.store = store
+        self.active = active
+        self._starting = threading.Lock()  # held while a trigger call is under way
+        self._pending_run: str | None = None  # the last run started
         self.trigger = trigger
         self.metrics = metrics
         self.threshold = threshold
@@ -47,6 +52,7 @@ class RetrainTrigger:
             "threshold": self.threshold,
             "deployment": self.deployment if self.trigger else None,
             "last": self.last,
+            "pending_run": self._pending_run,
         }
 
     def maybe_start(self, watermark: str | None) -> None:
@@ -54,6 +60,8 @@ class RetrainTrigger:
         later of ``watermark`` (the champion's) and the last trigger."""
         if self.threshold <= 0 or self.trigger is None:
             return
+        if self._starting.locked() or self._run_pending():
+            return  # never a second run while one is being started, pending or running
         try:
             since = self._since(watermark)
             n = self.store.count_feedback(since)
@@ -66,6 +74,8 @@ class RetrainTrigger:
         if claim is None:
             return
         log.info("%d feedback rows since %s: starting a retraining run", n, since or "ever")
+        if not self._starting.acquire(blocking=False):
+            return
         threading.Thread(
             target=self._run, args=(claim, n, since), name="mixllm-retrain", daemon=True
         ).start()
@@ -76,7 +86,27 @@ class RetrainTrigger:
         stamps = [pd.Timestamp(m, tz="UTC") if _naive(m) else pd.Timestamp(m) for m in marks if m]
         return max(stamps).isoformat() if stamps else None
 
+    def _run_pending(self) -> bool:
+        """True while the last run started is still pending or running (unknown: True, so
+        that an unreachable Prefect never leads to a second run)."""
+        if self._pending_run is None or self.active is None:
+            return False
+        try:
+            still = self.active(self._pending_run)
+        except Exception as exc:
+            log.warning("cannot tell whether run %s is finished: %s", self._pending_run, exc)
+            return True
+        if not still:
+            self._pending_run = None
+        return still
+
     def _run(self, claim: int, n: int, since: str | None) -> None:
+        try:
+            self._start(claim, n, since)
+        finally:
+            self._starting.release()
+
+    def _start(self, claim: int, n: int, since: str | None) -> None:
         assert self.trigger is not None
         parameters = {"feedback_url": self.store.url}
         try:
@@ -88,6 +118,7 @@ class RetrainTrigger:
             self.metrics.retrain_triggers.labels(outcome="failed").inc()
             self.last = {"at": now_iso(), "feedback": n, "error": message}
             return
+        self._pending_run = str(run_id)
         self.store.finish_trigger(claim, flow_run_id=str(run_id), error=None)
         self.metrics.retrain_triggers.labels(outcome="started").inc()
         self.last = {"at": now_iso(), "feedback": n, "flow_run_id": str(run_id)}

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from mixllm.core.errors import InvalidRequestError, MixLLMError, NotFoundError
+from mixllm.core.paths import mixllm_home
+from mixllm.core.prices import load_prices
 from mixllm.core.tokens import count_tokens
 from mixllm.registry.feedback import FeedbackStore, redact_url
 from mixllm.routing.router import as_batch
@@ -22,11 +24,18 @@ from mixllm.serving.candidates import (
     add_to_router,
     backend_for,
     check_active,
+    eligible,
     price_spec,
 )
-from mixllm.serving.champion import Champion, ChampionSlot, ChampionSource, RegistrySource
+from mixllm.serving.champion import (
+    Champion,
+    ChampionSlot,
+    ChampionSource,
+    LastLoaded,
+    RegistrySource,
+)
 from mixllm.serving.chat import ChatForwarder
-from mixllm.serving.concurrency import EncodeBatcher, InFlight, ReadWriteLock
+from mixllm.serving.concurrency import EncodeBatcher, InFlight
 from mixllm.serving.embeddings import QueryEmbeddings
 from mixllm.serving.metrics import scrape_text, service_metrics
 from mixllm.serving.requests import (
@@ -36,7 +45,7 @@ from mixllm.serving.requests import (
     RouteRequest,
     chat_query,
 )
-from mixllm.serving.retraining import RetrainTrigger, Trigger
+from mixllm.serving.retraining import RetrainTrigger, RunActive, Trigger
 from mixllm.serving.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -53,6 +62,7 @@ class RoutingService:
         store: FeedbackStore | None = None,
         backends: BackendRegistry | None = None,
         trigger: Trigger | None = None,
+        run_active: RunActive | None = None,
         load: bool = True,
     ) -> None:
         self.settings = s = settings or ServiceSettings.from_env()
@@ -64,15 +74,13 @@ class RoutingService:
         self.embeddings = QueryEmbeddings(s.embed_cache_size)
         self.batcher = EncodeBatcher(s.batch_max, s.batch_wait_ms, self.embeddings)
         self._swap_lock = threading.Lock()  # candidate changes vs. the swap
-        # add_llm/remove_llm mutate the router's candidate tables in place; a decision must
-        # not read them half-changed.
-        self._candidates_lock = ReadWriteLock()
         self._overrides = Overrides.from_backends(self.backends)
         self.slot = ChampionSlot(
             source or RegistrySource(s.model_name, s.tracking_uri),
             prepare=self._overrides.apply,
             swap_lock=self._swap_lock,
             retry_failed_s=max(60.0, 10 * s.poll_s),
+            last_loaded=LastLoaded(mixllm_home() / "service" / f"last-loaded-{s.model_name}.json"),
         )
         self.retrainer = RetrainTrigger(
             self.store,
@@ -81,8 +89,10 @@ class RoutingService:
             threshold=s.retrain_threshold,
             min_gap_s=s.retrain_min_gap_s,
             deployment=s.retrain_deployment,
+            active=run_active,
         )
         self.chats = ChatForwarder(self.backends, self.inflight, self.metrics, self._price)
+        self._default_prices: Any = None
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         if load:
@@ -177,12 +187,10 @@ class RoutingService:
         """Make ``req.name`` a candidate now, answered by the named (or declared) backend."""
         if req.name in self.champion.router.llms_:
             raise InvalidRequestError(f"LLM {req.name!r} is already a candidate")
-        backend, spec = backend_for(req, self.backends)
-        with self._swap_lock, self._candidates_lock.write():
+        backend = backend_for(req, self.backends)
+        with self._swap_lock:
             router = self.champion.router
             add_to_router(router, req)
-            if spec is not None:
-                self.backends.add_backend(spec)
             self.backends.set_route(LLMRoute(name=req.name, backend=backend, model=req.model))
             self._overrides.record_added(req)
         log.info("LLM %s added (backend %s)", req.name, backend)
@@ -190,7 +198,7 @@ class RoutingService:
 
     def remove_llm(self, name: str) -> dict[str, Any]:
         """Stop routing to ``name`` at once."""
-        with self._swap_lock, self._candidates_lock.write():
+        with self._swap_lock:
             router = self.champion.router
             if name not in router.llms_:
                 raise NotFoundError(
@@ -223,12 +231,29 @@ class RoutingService:
         budget_usd: float | None = None,
         candidates: list[str] | None = None,
         prompt_tokens: int | None = None,
+        answer_tokens: int | None = None,
+        body: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Route one query, log the decision, and return it JSON-ready with a request_id."""
+        """Route one query, log the decision, and return it JSON-ready with a request_id.
+
+        Only LLMs that can take the request are candidates: its prompt (``prompt_tokens``,
+        else the query's) plus ``answer_tokens`` fits their context window, and, for a chat
+        ``body``, their backend honours its parameters. The answer's ``excluded`` says why
+        each other LLM was left out."""
         champion = self.champion  # in-flight requests keep the router they started with
         t0 = time.perf_counter()
         if candidates is not None:
             check_active(champion.router, candidates)  # fail before paying for the embedding
+        tokens = count_tokens(query) if prompt_tokens is None else prompt_tokens
+        candidates, excluded = eligible(
+            champion.router,
+            self.backends,
+            candidates,
+            prompt_tokens=tokens,
+            answer_tokens=answer_tokens or 0,
+            body=body,
+            fallback=self._packaged_prices(),
+        )
         decision = self._decide(
             champion.router, query, budget_pct, budget_usd, candidates, prompt_tokens
         )
@@ -238,11 +263,18 @@ class RoutingService:
             request_id=uuid.uuid4().hex,
             router_version=champion.version,
             decision_ms=round(seconds * 1000, 3),
+            excluded=excluded,
         )
         self._log_decision(out, query, decision, budget_pct)
         self.metrics.decisions.labels(llm=decision.llm).inc()
         self.metrics.decision_seconds.observe(seconds)
         return out
+
+    def _packaged_prices(self) -> Any:
+        """The packaged price table: context windows of LLMs a router saved without them."""
+        if self._default_prices is None:
+            self._default_prices = load_prices()
+        return self._default_prices
 
     def _decide(
         self,
@@ -258,16 +290,16 @@ class RoutingService:
         _, tokens = as_batch(query)
         if prompt_tokens is not None:
             tokens[0, 0] = float(prompt_tokens)  # the whole chat is paid for, not just the query
-        with self._candidates_lock.read():
-            return router.decide(
-                X,
-                [tags],
-                tokens,
-                budget_usd=budget_usd,
-                budget_pct=budget_pct,
-                candidates=candidates,
-                queue=self.inflight.queue_state(router, self._concurrency),
-            )[0]
+        # the router reads one snapshot of its online state: no lock against add/remove
+        return router.decide(
+            X,
+            [tags],
+            tokens,
+            budget_usd=budget_usd,
+            budget_pct=budget_pct,
+            candidates=candidates,
+            queue=self.inflight.queue_state(router, self._concurrency),
+        )[0]
 
     def _log_decision(
         self, out: dict[str, Any], query: str, decision: Any, budget_pct: float | None
@@ -303,6 +335,8 @@ class RoutingService:
             budget_pct=budget_pct,
             candidates=req.candidates,
             prompt_tokens=count_tokens(prompt_text(messages)),
+            answer_tokens=req.answer_tokens(),
+            body=req.forward_body(),
         )
 
     async def chat(self, req: ChatRequest) -> dict[str, Any]:
@@ -379,7 +413,25 @@ class RoutingService:
             "retraining": self.retrainer.describe(),
         }
 
+    def ready(self) -> bool:
+        """True while a router is loaded and can serve (BentoML's /readyz)."""
+        return self.slot.current is not None
+
+    def models(self) -> dict[str, Any]:
+        """GET /v1/models: ``mixllm`` (routed) and the active candidates, OpenAI's list shape."""
+        champion = self.champion
+        names = [openai_compat.MODEL_PREFIX, *champion.router.llms_]
+        return {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": 0, "owned_by": "mixllm"}
+                for name in names
+            ],
+        }
+
     def _health_status(self) -> str:
+        """ok: the registry's champion serves; degraded: another version serves (a failed
+        load, a fallback, a deleted alias); unavailable: nothing can serve."""
         if self.slot.current is None:
             return "unavailable"
         return "ok" if self.slot.ok else "degraded"

@@ -19,6 +19,18 @@ def max_query_chars() -> int:
         return DEFAULT_MAX_QUERY_CHARS
 
 
+MAX_PROMPT_CHARS_ENV = "MIXLLM_MAX_PROMPT_CHARS"
+DEFAULT_MAX_PROMPT_CHARS = 1_000_000  # ~250k tokens: above the largest context window
+
+
+def max_prompt_chars() -> int:
+    """The longest conversation accepted (all messages): $MIXLLM_MAX_PROMPT_CHARS, else 1M."""
+    try:
+        return int(os.environ.get(MAX_PROMPT_CHARS_ENV, DEFAULT_MAX_PROMPT_CHARS))
+    except ValueError:
+        return DEFAULT_MAX_PROMPT_CHARS
+
+
 def env_float(name: str, default: float) -> float:
     """$``name`` as a number, ``default`` when unset; ConfigError when it is not a number."""
     try:

@@ -145,7 +145,11 @@ def route(
     _setup_logging(False)
     try:
         from mixllm.routing.router import MixLLMRouter
+        from mixllm.serving.bodies import check_text
 
+        # Same policy as the service: text that is not valid Unicode is refused (raw
+        # non-UTF-8 bytes in argv arrive as lone surrogates through surrogateescape).
+        check_text(query, "query")
         model = MixLLMRouter.load(router)
         names = [c.strip() for c in candidates.split(",")] if candidates else None
         decision = model.route(

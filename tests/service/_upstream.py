@@ -52,6 +52,9 @@ async def _ok(request: Request) -> Response:
                 "choices": [{"index": 0, "delta": piece}],
             }
             yield f"data: {json.dumps(chunk)}\n\n"
+        if (body.get("stream_options") or {}).get("include_usage"):  # as OpenAI does
+            usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
+            yield f"data: {json.dumps({'id': 'x', 'choices': [], 'usage': usage})}\n\n"
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream")

@@ -73,13 +73,37 @@ def upstream() -> Iterator[Upstream]:
         yield server
 
 
+UPSTREAM_BEHAVIOURS = ("ok", "fail", "garbage", "slow")
+CLOSED_URL = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
+
+
+def write_backends(path: Path, upstream: Upstream) -> Path:
+    """The operator's backends file of a test service: replay (default) and one OpenAI-
+    compatible backend per upstream behaviour, ``up-<behaviour>``, plus ``up-closed``."""
+    lines = ["default_backend: replay", "backends:", "  - {name: replay, kind: replay}"]
+    urls = {b: upstream.url(b) for b in UPSTREAM_BEHAVIOURS} | {"closed": CLOSED_URL}
+    for behaviour, url in urls.items():
+        lines.append(
+            f"  - {{name: up-{behaviour}, kind: openai, base_url: '{url}', timeout_s: 1.0}}"
+        )
+    lines.append(  # a backend whose key variable the operator forgot to set
+        f"  - {{name: up-nokey, kind: openai, base_url: '{upstream.url('ok')}', "
+        "api_key_env: MIXLLM_TEST_UNSET_KEY}"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @pytest.fixture(scope="module")
 def service_env(
-    svc_root: Path, tiny_csv: Path, request: pytest.FixtureRequest
+    svc_root: Path, tiny_csv: Path, upstream: Upstream, request: pytest.FixtureRequest
 ) -> Iterator[dict[str, str]]:
-    """Environment of one in-process service: its feedback DB, replay data, fast polling."""
+    """Environment of one in-process service: its feedback DB, replay data, fast polling,
+    backends (replay and the test upstream)."""
     name = request.module.__name__.rsplit(".", 1)[-1]
     values = {
+        "MIXLLM_BACKENDS": str(write_backends(svc_root / name / "backends.yaml", upstream)),
         "MIXLLM_FEEDBACK_URL": f"sqlite:///{svc_root / name / 'feedback.db'}",
         "MIXLLM_DATA": str(tiny_csv),
         "MIXLLM_CHAMPION_POLL_S": "0.5",

@@ -1,0 +1,92 @@
+"""What every request body and text must be before any endpoint sees it.
+
+One policy for text that is not valid Unicode, on every entry point (JSON bodies, the CLI):
+**reject** with a message naming where the problem is. Replacing would route and bill a text
+the caller never wrote; a lone surrogate (``"\\ud83d"`` in JSON) cannot even be encoded as
+UTF-8, so it would fail later in the tokenizer or the embedding model, far from the request.
+
+A body is also refused when it is over the size limit, not UTF-8, not JSON, nested deeper
+than ``MAX_DEPTH``, or carries a non-finite number (``NaN``, ``Infinity``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+from mixllm.core.errors import InvalidRequestError, PayloadTooLargeError
+
+MAX_BODY_BYTES_ENV = "MIXLLM_MAX_BODY_BYTES"
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # room for a 128k-token conversation in JSON
+MAX_DEPTH = 32  # OpenAI bodies nest ~6 levels (messages -> content parts -> ...)
+_TOO_DEEP = f"request body is nested deeper than {MAX_DEPTH} levels"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def max_body_bytes() -> int:
+    """The largest request body accepted: $MIXLLM_MAX_BODY_BYTES, else 4 MiB."""
+    try:
+        return int(os.environ.get(MAX_BODY_BYTES_ENV, DEFAULT_MAX_BODY_BYTES))
+    except ValueError:
+        return DEFAULT_MAX_BODY_BYTES
+
+
+def check_text(value: str, where: str) -> str:
+    """``value`` unchanged if it is valid Unicode; InvalidRequestError naming ``where`` and
+    the position of the first lone surrogate otherwise."""
+    bad = _SURROGATE.search(value)
+    if bad is not None:
+        raise InvalidRequestError(
+            f"{where}: not valid Unicode (lone surrogate \\u{ord(bad.group()):04x} at "
+            f"character {bad.start()}); send UTF-8 text"
+        )
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise InvalidRequestError(f"request body contains {name}, which is not a finite number")
+
+
+def parse_body(raw: bytes, limit: int | None = None) -> Any:
+    """The JSON value of a request body, checked (see the module docstring)."""
+    limit = max_body_bytes() if limit is None else limit
+    if len(raw) > limit:
+        raise PayloadTooLargeError(f"request body is over the limit of {limit} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequestError(
+            f"request body is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise InvalidRequestError(
+            f"request body is nested deeper than {MAX_DEPTH} levels"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError(
+            f"request body is not valid JSON ({exc.msg} at {exc.pos})"
+        ) from None
+    check_value(value)
+    return value
+
+
+def check_value(value: Any) -> None:
+    """InvalidRequestError for a JSON value nested too deep or holding invalid Unicode."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidRequestError(_TOO_DEEP)
+        if isinstance(item, str):
+            check_text(item, where or "body")
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                check_text(key, f"{where or 'body'} (a key)")
+                stack.append((child, f"{where}.{key}" if where else str(key), depth + 1))
+        elif isinstance(item, list):
+            for i, child in enumerate(item):
+                stack.append((child, f"{where}.{i}" if where else str(i), depth + 1))
