@@ -1,5 +1,5 @@
 """Prefect flows of the training pipeline: `train_flow` (one tracked, gated training run) and
-`retrain_flow` (the same on base data + feedback logged since the champion was trained).
+`retrain_flow` (the same on base data + every feedback row stored, once new feedback arrived).
 
 The flows only sequence library calls: each stage is a small task over `mixllm/`, timed,
 and nothing touches the model registry before the final `register` task, which registers
@@ -183,14 +183,17 @@ def validate_task(data: RoutingData, config: MixLLMConfig) -> tuple[RoutingData,
     retry_condition_fn=_retry_on_io,
     cache_policy=NO_CACHE,
 )
-def feedback_task(feedback_url: str | None, model_name: str) -> tuple[pd.DataFrame, str | None]:
-    """Feedback logged after the champion's watermark, and that watermark."""
-    from mixllm.registry.feedback import FeedbackStore
+def feedback_task(
+    feedback_url: str | None, model_name: str, window: int | None
+) -> tuple[pd.DataFrame, int | None]:
+    """Every stored feedback row (the newest ``window`` if set), and the largest feedback id
+    the champion was trained on (None: no champion, or none of its data was feedback)."""
+    from mixllm.registry.feedback import FeedbackStore, watermark_id
 
-    since = registry.feedback_watermark(model_name)
+    trained = watermark_id(registry.feedback_watermark(model_name))
     store = FeedbackStore(feedback_url)
     try:
-        return store.feedback_since(since), since
+        return store.feedback_since(last=window), trained
     finally:
         store.close()
 
@@ -325,6 +328,7 @@ def _pipeline(
     quality_tolerance: float,
     feedback_url: str | None = None,
     use_feedback: bool = False,
+    feedback_window: int | None = None,
 ) -> TrainResult | None:
     """The stages in order; shared by both flows."""
     timings: dict[str, float] = {}
@@ -335,15 +339,21 @@ def _pipeline(
     dataset = _timed(timings, "load", load_task, source, config.prices_path)
     watermark, n_feedback = None, 0
     if use_feedback:
-        feedback, since = _timed(timings, "feedback", feedback_task, feedback_url, model_name)
-        rows = feedback_rows(feedback, dataset)
-        if rows.empty:
-            logger.info("No feedback since %s: nothing to retrain.", since or "the beginning")
+        feedback, trained = _timed(
+            timings, "feedback", feedback_task, feedback_url, model_name, feedback_window
+        )
+        fresh = feedback if trained is None else feedback[feedback["feedback_id"] > trained]
+        if fresh.empty:
+            logger.info("No feedback after id %s: nothing to retrain.", trained)
             return None
+        rows = feedback_rows(feedback, dataset)
         n_feedback = len(rows)
         dataset = dataset.concat(long_from_frame(rows, source=FEEDBACK_SOURCE))
-        watermark = pd.Timestamp(feedback["created_at"].max()).isoformat()
-        logger.info("Merged %d feedback rows logged since %s.", n_feedback, since)
+        # Every row is read every time; the largest id only tells the next run what is new.
+        watermark = str(int(feedback["feedback_id"].max()))
+        logger.info(
+            "Merged all %d feedback rows (%d after id %s).", n_feedback, len(fresh), trained
+        )
     train, test = _timed(timings, "validate", validate_task, dataset, config)
     if SHUFFLED_LABELS in ablations:
         train = train.shuffled_quality(config.train.seed)
@@ -431,8 +441,10 @@ def retrain_flow(
     experiment: str = registry.EXPERIMENT_NAME,
     aiq_tolerance: float = registry.AIQ_TOLERANCE,
     quality_tolerance: float = registry.QUALITY_TOLERANCE,
+    feedback_window: int | None = None,
 ) -> TrainResult | None:
-    """Retrain on the base data + feedback since the champion's watermark; None if none."""
+    """Retrain on the base data + every stored feedback row (or the newest
+    ``feedback_window``); None if no feedback arrived since the champion was trained."""
     return _pipeline(
         data=data,
         budget_pct=budget_pct,
@@ -445,6 +457,7 @@ def retrain_flow(
         quality_tolerance=quality_tolerance,
         feedback_url=feedback_url,
         use_feedback=True,
+        feedback_window=feedback_window,
     )
 
 

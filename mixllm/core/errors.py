@@ -54,3 +54,7 @@ class NotFoundError(MixLLMError, LookupError):
 
 class UnavailableError(MixLLMError):
     """The service cannot answer yet: no router is loaded."""
+
+
+class DuplicateFeedbackError(MixLLMError):
+    """Feedback on a request that already has its feedback (one per request_id)."""

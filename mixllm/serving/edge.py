@@ -9,6 +9,7 @@ from mixllm.core.errors import (
     BackendError,
     BackendTimeoutError,
     ConfigError,
+    DuplicateFeedbackError,
     FeedbackStoreError,
     InvalidRequestError,
     MixLLMError,
@@ -21,6 +22,7 @@ from mixllm.core.errors import (
 
 # First match wins: subclasses come before their bases.
 _STATUS: list[tuple[type[BaseException], int, str]] = [
+    (DuplicateFeedbackError, 409, "conflict_error"),  # one feedback per request_id
     (UnknownRequestError, 404, "not_found_error"),
     (NotFoundError, 404, "not_found_error"),
     (BackendTimeoutError, 504, "backend_timeout"),
