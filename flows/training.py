@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,7 +32,9 @@ from mixllm.core.prices import load_prices
 from mixllm.core.types import RoutingData
 from mixllm.data import splits as workflow
 from mixllm.data.loaders import load_data, long_from_frame
-from mixllm.registry import tracking as registry
+from mixllm.registry import evalset, gate, stores
+from mixllm.registry.publish import PublishRequest, data_fingerprint, publish
+from mixllm.registry.versions import RegisteredVersion
 from mixllm.routing.router import MixLLMRouter
 from mixllm.tools.benchmark import ABLATIONS as BENCHMARK_ABLATIONS
 
@@ -144,7 +146,7 @@ def feedback_rows(feedback: pd.DataFrame, base: RoutingData) -> pd.DataFrame:
 @task(name="check-tracking-store", cache_policy=NO_CACHE)
 def check_store_task() -> str:
     """Fail before any work if the MLflow tracking store is unreachable."""
-    return registry.check_tracking()
+    return stores.check_tracking()
 
 
 @task(
@@ -161,19 +163,30 @@ def load_task(source: str, prices_path: str | None) -> RoutingData:
     return data
 
 
+@task(name="trusted-set", cache_policy=NO_CACHE)
+def trusted_task(model_name: str) -> evalset.TrustedSet | None:
+    """The registry's trusted evaluation set, None before its first gated version."""
+    return evalset.load_trusted(model_name)
+
+
 @task(name="validate-data", cache_policy=NO_CACHE)
-def validate_task(data: RoutingData, config: MixLLMConfig) -> tuple[RoutingData, RoutingData]:
-    """Check prices and size, then split into train and held-out test."""
+def validate_task(
+    data: RoutingData, config: MixLLMConfig, trusted: evalset.TrustedSet | None
+) -> tuple[RoutingData, RoutingData, evalset.TrustedSet]:
+    """Check prices and size, then split into train, held-out report rows and trusted set."""
     if len(data) == 0:
         raise DataError("the dataset is empty: no queries to train on")
     load_prices(config.prices_path).validate_llms(data.llms)
-    train, test = workflow.split(data, config)
-    if len(train) < 10 or len(test) < 3:
+    train, test, trusted = evalset.split_for_training(
+        data, config.train.test_size, trusted, FEEDBACK_SOURCE
+    )
+    if len(train) < 10 or len(test) < 3 or len(trusted.data) < 3:
         raise DataError(
             f"too few queries to train and evaluate: {len(data)} in all, {len(train)} for "
-            f"training and {len(test)} held out (need >= 10 and >= 3)"
+            f"training, {len(test)} held out and {len(trusted.data)} trusted "
+            "(need >= 10, >= 3 and >= 3)"
         )
-    return train, test
+    return train, test, trusted
 
 
 @task(
@@ -190,7 +203,7 @@ def feedback_task(
     the champion was trained on (None: no champion, or none of its data was feedback)."""
     from mixllm.registry.feedback import FeedbackStore, watermark_id
 
-    trained = watermark_id(registry.feedback_watermark(model_name))
+    trained = watermark_id(stores.feedback_watermark(model_name))
     store = FeedbackStore(feedback_url)
     try:
         return store.feedback_since(last=window), trained
@@ -254,35 +267,14 @@ def evaluate_task(router: MixLLMRouter, train: RoutingData, test: RoutingData) -
 
 @task(name="register", cache_policy=NO_CACHE)
 def register_task(
-    router: MixLLMRouter,
-    data: RoutingData,
-    test: RoutingData,
-    report: Any,
-    config: MixLLMConfig,
-    timings: dict[str, float],
-    options: dict[str, Any],
-    record: workflow.TrainingRecord | None,
-) -> registry.RegisteredVersion:
+    req: PublishRequest, data: RoutingData, timings: dict[str, float]
+) -> RegisteredVersion:
     """Log the run to MLflow, gate the new router against the champion and register it."""
-    fingerprint = registry.data_fingerprint(data)
+    fingerprint = data_fingerprint(data)
     with tempfile.TemporaryDirectory(prefix="mixllm-run-") as tmp:
-        files = _run_files(Path(tmp), router, fingerprint, report, config)
-        return registry.publish(
-            router,
-            test,
-            report,
-            config=config,
-            files=files,
-            metrics={f"time_{k}_s": v for k, v in timings.items()},
-            params={k: str(v) for k, v in options.items() if k != "watermark"},
-            fingerprint=fingerprint,
-            watermark=options.get("watermark"),
-            record=record,
-            name=options["model_name"],
-            experiment=options["experiment"],
-            aiq_tolerance=options["aiq_tolerance"],
-            quality_tolerance=options["quality_tolerance"],
-        )
+        files = _run_files(Path(tmp), req.router, fingerprint, req.report, req.config)
+        metrics = {f"time_{k}_s": v for k, v in timings.items()}
+        return publish(replace(req, files=files, metrics=metrics, fingerprint=fingerprint))
 
 
 def _run_files(
@@ -315,6 +307,57 @@ def _run_files(
 # -- the pipeline --------------------------------------------------------------------------
 
 
+@dataclass
+class _Inputs:
+    """The data of one run: the file, merged with feedback on the retraining path."""
+
+    source: str
+    dataset: RoutingData
+    watermark: str | None = None  # the largest feedback id merged
+    n_feedback: int = 0
+    fresh: pd.DataFrame | None = None  # feedback since the champion's training, reported on
+
+
+def _inputs(
+    timings: dict[str, float],
+    data: str | None,
+    config: MixLLMConfig,
+    model_name: str,
+    feedback: tuple[str | None, int | None] | None,
+) -> _Inputs | None:
+    """Load the data file and (``feedback``: url, window) every stored feedback row; None
+    when feedback was asked for and none arrived since the champion was trained."""
+    source = str(data or default_data_path())
+    dataset = _timed(timings, "load", load_task, source, config.prices_path)
+    if feedback is None:
+        return _Inputs(source, dataset)
+    url, window = feedback
+    stored, trained = _timed(timings, "feedback", feedback_task, url, model_name, window)
+    fresh = stored if trained is None else stored[stored["feedback_id"] > trained]
+    logger = get_run_logger()
+    if fresh.empty:
+        logger.info("No feedback after id %s: nothing to retrain.", trained)
+        return None
+    rows = feedback_rows(stored, dataset)
+    merged = dataset.concat(long_from_frame(rows, source=FEEDBACK_SOURCE))
+    logger.info("Merged all %d feedback rows (%d after id %s).", len(rows), len(fresh), trained)
+    # Every row is read every time; the largest id only tells the next run what is new.
+    watermark = str(int(stored["feedback_id"].max()))
+    return _Inputs(source, merged, watermark, len(rows), fresh)
+
+
+def _fit(timings: dict[str, float], config: MixLLMConfig, train: RoutingData) -> MixLLMRouter:
+    """The training stages, in the same order as ``MixLLMRouter.fit``."""
+    router = MixLLMRouter(config)
+    tags0 = _timed(timings, "tag", tag_task, router, train)
+    X, tags = _timed(timings, "embed", embed_task, router, train, tags0)
+    _timed(timings, "train_predictors", predictors_task, router, train, X, tags)
+    _timed(timings, "calibrate", calibrate_task, router, train, X, tags)
+    if config.train.refit_full:
+        _timed(timings, "refit", refit_task, router, train, X, tags)
+    return router
+
+
 def _pipeline(
     *,
     data: str | None,
@@ -326,61 +369,56 @@ def _pipeline(
     experiment: str,
     aiq_tolerance: float,
     quality_tolerance: float,
-    feedback_url: str | None = None,
-    use_feedback: bool = False,
-    feedback_window: int | None = None,
+    feedback: tuple[str | None, int | None] | None = None,
 ) -> TrainResult | None:
-    """The stages in order; shared by both flows."""
+    """The stages in order; shared by both flows (``feedback``: url and window, to retrain)."""
     timings: dict[str, float] = {}
-    logger = get_run_logger()
     config = build_config(config_path, budget_pct, seed, ablations)
     uri = _timed(timings, "check_store", check_store_task)
-    source = str(data or default_data_path())
-    dataset = _timed(timings, "load", load_task, source, config.prices_path)
-    watermark, n_feedback = None, 0
-    if use_feedback:
-        feedback, trained = _timed(
-            timings, "feedback", feedback_task, feedback_url, model_name, feedback_window
-        )
-        fresh = feedback if trained is None else feedback[feedback["feedback_id"] > trained]
-        if fresh.empty:
-            logger.info("No feedback after id %s: nothing to retrain.", trained)
-            return None
-        rows = feedback_rows(feedback, dataset)
-        n_feedback = len(rows)
-        dataset = dataset.concat(long_from_frame(rows, source=FEEDBACK_SOURCE))
-        # Every row is read every time; the largest id only tells the next run what is new.
-        watermark = str(int(feedback["feedback_id"].max()))
-        logger.info(
-            "Merged all %d feedback rows (%d after id %s).", n_feedback, len(fresh), trained
-        )
-    train, test = _timed(timings, "validate", validate_task, dataset, config)
+    inputs = _inputs(timings, data, config, model_name, feedback)
+    if inputs is None:
+        return None
+    trusted = _timed(timings, "trusted", trusted_task, model_name)
+    train, test, trusted = _timed(
+        timings, "validate", validate_task, inputs.dataset, config, trusted
+    )
     if SHUFFLED_LABELS in ablations:
         train = train.shuffled_quality(config.train.seed)
-    router = MixLLMRouter(config)
-    tags0 = _timed(timings, "tag", tag_task, router, train)
-    X, tags = _timed(timings, "embed", embed_task, router, train, tags0)
-    _timed(timings, "train_predictors", predictors_task, router, train, X, tags)
-    _timed(timings, "calibrate", calibrate_task, router, train, X, tags)
-    if config.train.refit_full:  # the same stages, in the same order, as MixLLMRouter.fit
-        _timed(timings, "refit", refit_task, router, train, X, tags)
+    router = _fit(timings, config, train)
     report = _timed(timings, "evaluate", evaluate_task, router, train, test)
     options = {
-        "data": source,
+        "data": inputs.source,
         "ablations": ",".join(ablations) or "none",
         "model_name": model_name,
         "experiment": experiment,
         "aiq_tolerance": aiq_tolerance,
         "quality_tolerance": quality_tolerance,
-        "feedback_rows": n_feedback,
-        "watermark": watermark,
+        "feedback_rows": inputs.n_feedback,
+        "trusted_rows": len(trusted.data),
     }
-    t0 = time.perf_counter()
     # A record lets `mixllm evaluate` find the held-out rows; feedback rows are not in `source`.
-    record = None if use_feedback else workflow.make_record(source, dataset, train, test, config)
-    registered = register_task(router, dataset, test, report, config, timings, options, record)
+    record = None
+    if feedback is None:
+        record = workflow.make_record(inputs.source, inputs.dataset, train, test, config)
+    req = PublishRequest(
+        router=router,
+        report=report,
+        config=config,
+        trusted=trusted,
+        example_queries=test.queries["query"].head(2).tolist(),
+        params={k: str(v) for k, v in options.items()},
+        watermark=inputs.watermark,
+        record=record,
+        fresh_feedback=inputs.fresh,
+        name=model_name,
+        experiment=experiment,
+        aiq_tolerance=aiq_tolerance,
+        quality_tolerance=quality_tolerance,
+    )
+    t0 = time.perf_counter()
+    registered = register_task(req, inputs.dataset, timings)
     timings["register"] = round(time.perf_counter() - t0, 3)
-    logger.info(
+    get_run_logger().info(
         "Registered %s v%s as @%s: %s",
         model_name,
         registered.version,
@@ -397,7 +435,7 @@ def _pipeline(
         tracking_uri=uri,
         evaluation_markdown=report.to_markdown(),
         timings=timings,
-        feedback_rows=n_feedback,
+        feedback_rows=inputs.n_feedback,
     )
 
 
@@ -408,10 +446,10 @@ def train_flow(
     seed: int | None = None,
     ablations: list[str] | None = None,
     config_path: str | None = None,
-    model_name: str = registry.MODEL_NAME,
-    experiment: str = registry.EXPERIMENT_NAME,
-    aiq_tolerance: float = registry.AIQ_TOLERANCE,
-    quality_tolerance: float = registry.QUALITY_TOLERANCE,
+    model_name: str = stores.MODEL_NAME,
+    experiment: str = stores.EXPERIMENT_NAME,
+    aiq_tolerance: float = gate.AIQ_TOLERANCE,
+    quality_tolerance: float = gate.QUALITY_TOLERANCE,
 ) -> TrainResult:
     """Train, evaluate, register and gate one MixLLM router version."""
     result = _pipeline(
@@ -437,10 +475,10 @@ def retrain_flow(
     budget_pct: float | None = None,
     seed: int | None = None,
     config_path: str | None = None,
-    model_name: str = registry.MODEL_NAME,
-    experiment: str = registry.EXPERIMENT_NAME,
-    aiq_tolerance: float = registry.AIQ_TOLERANCE,
-    quality_tolerance: float = registry.QUALITY_TOLERANCE,
+    model_name: str = stores.MODEL_NAME,
+    experiment: str = stores.EXPERIMENT_NAME,
+    aiq_tolerance: float = gate.AIQ_TOLERANCE,
+    quality_tolerance: float = gate.QUALITY_TOLERANCE,
     feedback_window: int | None = None,
 ) -> TrainResult | None:
     """Retrain on the base data + every stored feedback row (or the newest
@@ -455,9 +493,7 @@ def retrain_flow(
         experiment=experiment,
         aiq_tolerance=aiq_tolerance,
         quality_tolerance=quality_tolerance,
-        feedback_url=feedback_url,
-        use_feedback=True,
-        feedback_window=feedback_window,
+        feedback=(feedback_url, feedback_window),
     )
 
 

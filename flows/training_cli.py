@@ -90,7 +90,7 @@ def ui(
 ) -> None:
     """Start the MLflow UI on 127.0.0.1 over the project's tracking store."""
     store_defaults()
-    from mixllm.registry import tracking as registry
+    from mixllm.registry import stores as registry
 
     uri = registry.configure()
     if uri.startswith(("http://", "https://")):

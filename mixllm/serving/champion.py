@@ -58,26 +58,26 @@ class RegistrySource:
 
     def current_version(self) -> str | None:
         """Version aliased champion (RegistryError if the store is unreachable)."""
-        from mixllm.registry import tracking as registry
+        from mixllm.registry import stores as registry
 
         return registry.current_alias_version(self.model_name, registry.CHAMPION, self.uri)
 
     def load(self, version: str) -> Any:
         """Load a registered version's router."""
-        from mixllm.registry import tracking as registry
+        from mixllm.registry import stores as registry
 
         return registry.load_version(self.model_name, version, self.uri)[0]
 
     def watermark(self, version: str) -> str | None:
         """The version's feedback watermark tag."""
-        from mixllm.registry import tracking as registry
+        from mixllm.registry import stores as registry
 
         mv = registry.client(self.uri).get_model_version(self.model_name, version)
         return mv.tags.get(registry.TAG_WATERMARK)
 
     def describe(self) -> str:
         """Model name and store, password hidden."""
-        from mixllm.registry import tracking as registry
+        from mixllm.registry import stores as registry
 
         return f"{self.model_name}@champion in {redact_url(self.uri or registry.tracking_uri())}"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mixllm.registry import tracking as registry
+from mixllm.registry import stores as registry
 from tests.tiny_data import LLMS, SPECIALISTS
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]
