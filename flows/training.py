@@ -378,10 +378,9 @@ def _pipeline(
     inputs = _inputs(timings, data, config, model_name, feedback)
     if inputs is None:
         return None
-    trusted = _timed(timings, "trusted", trusted_task, model_name)
-    train, test, trusted = _timed(
-        timings, "validate", validate_task, inputs.dataset, config, trusted
-    )
+    known = _timed(timings, "trusted", trusted_task, model_name)
+    train, test, trusted = _timed(timings, "validate", validate_task, inputs.dataset, config, known)
+    contradictions = (0, 0) if known is None else evalset.contradictions(inputs.dataset, known.data)
     if SHUFFLED_LABELS in ablations:
         train = train.shuffled_quality(config.train.seed)
     router = _fit(timings, config, train)
@@ -410,6 +409,7 @@ def _pipeline(
         watermark=inputs.watermark,
         record=record,
         fresh_feedback=inputs.fresh,
+        contradictions=contradictions,
         name=model_name,
         experiment=experiment,
         aiq_tolerance=aiq_tolerance,

@@ -153,3 +153,25 @@ def split_for_training(
     if trusted is None:
         trusted = new_trusted(test, feedback_source)
     return without(train, trusted.data), test, trusted
+
+
+def contradictions(data: RoutingData, trusted: RoutingData) -> tuple[int, int]:
+    """(rows of ``data`` that are trusted queries, how many of them contradict the trusted
+    outcome): a row is matched by sample_id, else by query text, and contradicts when some
+    LLM's recorded quality is more than 0.5 away from the trusted one."""
+    ids = {s: i for i, s in enumerate(trusted.queries["sample_id"].astype(str))}
+    texts = {t: i for i, t in enumerate(trusted.queries["query"].astype(str))}
+    columns = [(j, trusted.llms.index(m)) for j, m in enumerate(data.llms) if m in trusted.llms]
+    shared = contradicting = 0
+    for row, (sid, text) in enumerate(
+        zip(data.queries["sample_id"].astype(str), data.queries["query"].astype(str), strict=True)
+    ):
+        match = ids.get(sid, texts.get(text))
+        if match is None:
+            continue
+        shared += 1
+        ours = np.array([data.quality[row, j] for j, _ in columns])
+        theirs = np.array([trusted.quality[match, k] for _, k in columns])
+        if np.any(np.abs(ours - theirs) > 0.5):  # NaN (unobserved) compares False
+            contradicting += 1
+    return shared, contradicting

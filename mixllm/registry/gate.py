@@ -29,6 +29,13 @@ from mixllm.registry.stores import (
 # equivalent retrain still gets promoted, while a real regression does not.
 AIQ_TOLERANCE = 0.005
 QUALITY_TOLERANCE = 0.01
+# Relative: at the same $ budget, a new version may spend at most 10 % more per query than
+# the champion unless it buys more than QUALITY_TOLERANCE of quality with it. A router that
+# pays several times more for the same answers is a regression (poisoned labels do that).
+COST_TOLERANCE = 0.10
+# Share of the run's rows that repeat a trusted query with a contradicting outcome beyond
+# which the run's data is refused whatever its scores: the trusted set is the ground truth.
+CONTRADICTION_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -68,9 +75,11 @@ def decide(
     *,
     aiq_tolerance: float = AIQ_TOLERANCE,
     quality_tolerance: float = QUALITY_TOLERANCE,
+    cost_tolerance: float = COST_TOLERANCE,
     champion_error: str | None = None,
 ) -> GateDecision:
-    """Champion if not worse than the champion in AIQ and quality at budget, else challenger."""
+    """Champion if not worse than the champion in AIQ, in quality at budget, and in cost at
+    budget (unless the extra cost buys quality), else challenger."""
     if champion_version is None:
         return GateDecision(
             CHAMPION, "no champion yet: the first version becomes champion", candidate
@@ -84,7 +93,9 @@ def decide(
     figures = (
         f"AIQ {candidate.aiq:.4f} vs {champion.aiq:.4f} (tolerance {aiq_tolerance}), "
         f"quality at ${candidate.budget_usd:.6f}/query {candidate.quality:.4f} vs "
-        f"{champion.quality:.4f} (tolerance {quality_tolerance}), same held-out split"
+        f"{champion.quality:.4f} (tolerance {quality_tolerance}), cost/query "
+        f"${candidate.cost:.6f} vs ${champion.cost:.6f} (tolerance {cost_tolerance:.0%}), "
+        "same trusted evaluation set"
     )
     worse = [
         name
@@ -94,11 +105,30 @@ def decide(
         )
         if not d >= -tol
     ]
+    if _costlier(candidate, champion, cost_tolerance) and not d_q > quality_tolerance:
+        worse.append("cost at budget")
     if worse:
         reason = f"worse than champion v{champion_version} in {' and '.join(worse)}: {figures}"
         return GateDecision(CHALLENGER, reason, candidate, champion, champion_version)
     reason = f"not worse than champion v{champion_version}: {figures}"
     return GateDecision(CHAMPION, reason, candidate, champion, champion_version)
+
+
+def _costlier(candidate: GateScores, champion: GateScores, tolerance: float) -> bool:
+    if not math.isfinite(candidate.cost):
+        return True
+    return math.isfinite(champion.cost) and candidate.cost > champion.cost * (1 + tolerance)
+
+
+def check_data(shared: int, contradicting: int, tolerance: float) -> str | None:
+    """Why the run's data is refused (it contradicts the trusted set), None if it is not."""
+    if shared == 0 or contradicting <= tolerance * shared:
+        return None
+    return (
+        f"the training data contradicts the trusted evaluation set on {contradicting} of the "
+        f"{shared} rows that repeat a trusted query ({contradicting / shared:.0%}, tolerance "
+        f"{tolerance:.0%}): labels or feedback look poisoned"
+    )
 
 
 def gate_scores(router: Any, test: RoutingData, budget_usd: float | None = None) -> GateScores:
@@ -137,10 +167,15 @@ def run_gate(
     trusted: RoutingData,
     champion: tuple[str | None, Any, str | None],
     *,
+    contradictions: tuple[int, int] = (0, 0),
     aiq_tolerance: float = AIQ_TOLERANCE,
     quality_tolerance: float = QUALITY_TOLERANCE,
+    cost_tolerance: float = COST_TOLERANCE,
+    contradiction_tolerance: float = CONTRADICTION_TOLERANCE,
 ) -> GateDecision:
-    """Score the new router, then the champion on the same trusted set at the same $ budget."""
+    """Score the new router, then the champion on the same trusted set at the same $ budget;
+    ``contradictions`` (rows repeating a trusted query, how many contradict it) of the
+    run's data can refuse it whatever the scores."""
     version, champion_router, error = champion
     try:
         candidate = gate_scores(router, trusted)
@@ -157,14 +192,20 @@ def run_gate(
         except Exception as exc:
             # LLMs missing from this set, say: the gate reports it and a human decides.
             error = f"{type(exc).__name__}: {first_line(exc)}"
-    return decide(
+    decision = decide(
         candidate,
         scores,
         version,
         aiq_tolerance=aiq_tolerance,
         quality_tolerance=quality_tolerance,
+        cost_tolerance=cost_tolerance,
         champion_error=error,
     )
+    refused = check_data(*contradictions, contradiction_tolerance)
+    if refused is None or version is None:
+        return decision
+    verdict = "; " + decision.reason if not decision.promoted else ""
+    return GateDecision(CHALLENGER, refused + verdict, candidate, scores, version)
 
 
 def recheck_champion(

@@ -63,6 +63,8 @@ class PublishRequest:
     watermark: str | None = None  # largest feedback id in the training data
     record: TrainingRecord | None = None  # lets ``mixllm evaluate`` find the held-out rows
     fresh_feedback: pd.DataFrame | None = None  # feedback since the champion, reported on
+    # (rows of the data repeating a trusted query, how many contradict it): see gate.check_data
+    contradictions: tuple[int, int] = (0, 0)
     name: str = MODEL_NAME
     experiment: str = EXPERIMENT_NAME
     aiq_tolerance: float = AIQ_TOLERANCE
@@ -97,13 +99,16 @@ def publish(req: PublishRequest) -> RegisteredVersion:
             req.router,
             req.trusted.data,
             champion,
+            contradictions=req.contradictions,
             aiq_tolerance=req.aiq_tolerance,
             quality_tolerance=req.quality_tolerance,
         )
         report = feedback_report(
             {"candidate": req.router, "champion": champion[1]}, req.fresh_feedback
         )
-        mlflow.log_metrics({**gate_metrics(decision), **report})
+        shared, contradicting = req.contradictions
+        checks = {"trusted_shared_rows": shared, "trusted_contradicting_rows": contradicting}
+        mlflow.log_metrics({**gate_metrics(decision), **report, **checks})
         tags = {**req.tags(), **req.trusted.tags(run_id)}
         info = log_router(req.router, req.example_queries, tags, req.record)
         decision = recheck_champion(decision, req.name, req.uri)
