@@ -204,8 +204,8 @@ def run_gate(
     refused = check_data(*contradictions, contradiction_tolerance)
     if refused is None or version is None:
         return decision
-    verdict = "; " + decision.reason if not decision.promoted else ""
-    return GateDecision(CHALLENGER, refused + verdict, candidate, scores, version)
+    reason = f"{refused}; scores: {decision.reason}"
+    return GateDecision(CHALLENGER, reason, candidate, scores, version)
 
 
 def recheck_champion(
