@@ -54,7 +54,7 @@ def held_out_ids(part) -> set[str]:
 
 
 def test_adding_a_feedback_source_does_not_move_any_row(data) -> None:
-    from flows.training import validate_task
+    from flows.training_tasks import validate_task
 
     config = MixLLMConfig()
     _, test, trusted = validate_task.fn(data, config, None)
