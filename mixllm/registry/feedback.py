@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,6 +35,7 @@ from mixllm.registry.feedback_schema import (
     DecisionRow,
     FeedbackRow,
     RetrainTriggerRow,
+    make_engine,
     upgrade,
 )
 from mixllm.registry.messages import first_line, redact_url
@@ -43,7 +43,6 @@ from mixllm.registry.messages import first_line, redact_url
 __all__ = ["MAX_COST_USD", "MAX_LATENCY_S", "FeedbackStore", "redact_url"]
 
 URL_ENV = "MIXLLM_FEEDBACK_URL"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 FEEDBACK_COLUMNS = [
     "feedback_id",
     "query",
@@ -108,32 +107,6 @@ def to_naive_utc(ts: datetime | str | pd.Timestamp | None) -> datetime | None:
     return ts
 
 
-def _make_engine(url: str) -> Engine:
-    """An engine; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
-    if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, future=True)
-    path = url.split("///", 1)[1] if "///" in url else ""
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        url,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-    )
-    event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL lets readers and one writer work at once across processes; FULL fsyncs each
-    # commit so that a 2xx on /feedback survives a crash of the machine, not just the process.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
 def _finite_or_none(name: str, value: float | None, low: float, high: float) -> float | None:
     """Validate an optional number in [low, high]; InvalidRequestError names the field."""
     if value is None:
@@ -151,7 +124,7 @@ class FeedbackStore:
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_url()
-        self.engine = _make_engine(self.url)
+        self.engine = make_engine(self.url)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         try:
             upgrade(self.engine)

@@ -1,4 +1,5 @@
-"""Tables of the feedback database and the upgrade path of stores created by older versions.
+"""Tables of the feedback database, its engine, and the upgrade path of stores created by
+older versions.
 
 A new database gets every table in its latest form (``create_all``). An existing one is
 upgraded in place by the numbered steps of ``MIGRATIONS``, run in order from the version
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -22,6 +24,8 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    create_engine,
+    event,
     func,
     inspect,
     select,
@@ -29,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Bounds of the numeric fields of a feedback; anything beyond is a client bug, not data.
 MAX_COST_USD = 100.0  # what one call cost; the service's per-query budget cap is $100 too
 MAX_LATENCY_S = 3600.0  # end-to-end seconds; the longest backend timeout allowed is an hour
@@ -113,6 +118,32 @@ class SchemaRow(Base):
 
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     applied_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
+
+
+def make_engine(url: str) -> Engine:
+    """An engine; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, future=True)
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets readers and one writer work at once across processes; FULL fsyncs each
+    # commit so that a 2xx on /feedback survives a crash of the machine, not just the process.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
 
 
 # -- upgrade steps ------------------------------------------------------------------------
