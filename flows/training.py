@@ -301,9 +301,15 @@ def retraining_deployment(
     data: str | None = None,
     config_path: str | None = None,
     feedback_url: str | None = None,
+    feedback_window: int | None = None,
 ) -> Any:
     """`retrain_flow` as a deployment on a cron schedule (a RunnerDeployment)."""
-    parameters = {"data": data, "config_path": config_path, "feedback_url": feedback_url}
+    parameters = {
+        "data": data,
+        "config_path": config_path,
+        "feedback_url": feedback_url,
+        "feedback_window": feedback_window,
+    }
     return retrain_flow.to_deployment(
         name=name,
         cron=cron,
