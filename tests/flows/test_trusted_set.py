@@ -92,10 +92,10 @@ def test_contradictions_count_rows_repeating_a_trusted_query(data) -> None:
 
 
 def test_paying_more_for_the_same_quality_is_worse() -> None:
-    costly = GateScores(aiq=0.80, quality=0.90, cost=1.2e-4, budget_usd=2e-4)
+    costly = GateScores(aiq=0.80, quality=0.90, cost=1.3e-4, budget_usd=2e-4)
     decision = decide(costly, CHAMP, "1")
     assert decision.alias == CHALLENGER and "cost at budget" in decision.reason
-    assert decide(GateScores(0.80, 0.90, 1.05e-4, 2e-4), CHAMP, "1").promoted
+    assert decide(GateScores(0.80, 0.90, 1.2e-4, 2e-4), CHAMP, "1").promoted
     better = GateScores(aiq=0.80, quality=0.95, cost=1.5e-4, budget_usd=2e-4)
     assert decide(better, CHAMP, "1").promoted  # the extra cost buys quality
 
