@@ -9,6 +9,7 @@ the same store at once) and keeps every accepted feedback row. See docs/PIPELINE
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -187,21 +189,29 @@ def schema_version(engine: Engine) -> int:
         return int(conn.execute(select(func.max(SchemaRow.version))).scalar_one() or 0)
 
 
-def upgrade(engine: Engine) -> int:
+def upgrade(engine: Engine, attempts: int = 5) -> int:
     """Create missing tables, apply the pending upgrade steps in order; the version reached.
 
-    Each step runs in its own transaction together with its ``mixllm_schema`` row. A worker
-    that loses the race for a step (the row already exists) re-reads the version and goes on.
+    Each step runs in its own transaction together with its ``mixllm_schema`` row. Workers
+    opening the same store at once race on the DDL and on each step; the losers' errors are
+    retried, and every step is idempotent, so the store ends up upgraded exactly once.
     """
+    for attempt in range(1, attempts + 1):
+        try:
+            _upgrade_once(engine)
+            return schema_version(engine)
+        except SQLAlchemyError:
+            if attempt == attempts:
+                raise
+            time.sleep(0.1 * attempt)  # let the other worker's transaction finish
+    raise AssertionError("unreachable")
+
+
+def _upgrade_once(engine: Engine) -> None:
     Base.metadata.create_all(engine)
     for version, step in MIGRATIONS:
         if schema_version(engine) >= version:
             continue
-        try:
-            with engine.begin() as conn:
-                step(conn)
-                conn.execute(SchemaRow.__table__.insert().values(version=version))
-        except Exception:
-            if schema_version(engine) < version:
-                raise
-    return schema_version(engine)
+        with engine.begin() as conn:
+            step(conn)
+            conn.execute(SchemaRow.__table__.insert().values(version=version))

@@ -4,6 +4,7 @@ time) upgrades in place on SQLite and PostgreSQL and keeps every accepted row.""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -118,10 +119,23 @@ def test_legacy_store_upgrades_and_keeps_every_row(legacy_url: str) -> None:
 
 
 def test_upgrading_twice_and_concurrently_is_harmless(legacy_url: str) -> None:
-    stores = [FeedbackStore(legacy_url) for _ in range(3)]
+    with ThreadPoolExecutor(4) as pool:  # four workers opening the legacy store at once
+        stores = list(pool.map(lambda _: FeedbackStore(legacy_url), range(4)))
+    stores.append(FeedbackStore(legacy_url))  # and once more when it is up to date
     try:
         assert {schema_version(s.engine) for s in stores} == {LATEST}
         assert stores[-1].count_feedback() == 2
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_workers_creating_a_new_store_at_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    with ThreadPoolExecutor(4) as pool:
+        stores = list(pool.map(lambda _: FeedbackStore(url), range(4)))
+    try:
+        assert {schema_version(s.engine) for s in stores} == {LATEST}
     finally:
         for s in stores:
             s.close()
