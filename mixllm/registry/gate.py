@@ -37,6 +37,9 @@ COST_TOLERANCE = 0.25
 # Share of the run's rows that repeat a trusted query with a contradicting outcome beyond
 # which the run's data is refused whatever its scores: the trusted set is the ground truth.
 CONTRADICTION_TOLERANCE = 0.05
+# ... and never for fewer rows than this: one user disagreeing with a benchmark label on a
+# query that happens to be trusted is not poisoning.
+MIN_CONTRADICTING_ROWS = 3
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ def _costlier(candidate: GateScores, champion: GateScores, tolerance: float) -> 
 
 def check_data(shared: int, contradicting: int, tolerance: float) -> str | None:
     """Why the run's data is refused (it contradicts the trusted set), None if it is not."""
-    if shared == 0 or contradicting <= tolerance * shared:
+    if contradicting < MIN_CONTRADICTING_ROWS or contradicting <= tolerance * shared:
         return None
     return (
         f"the training data contradicts the trusted evaluation set on {contradicting} of the "

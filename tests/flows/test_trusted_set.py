@@ -88,6 +88,8 @@ def test_contradictions_count_rows_repeating_a_trusted_query(data) -> None:
     flipped.quality = 1.0 - flipped.quality
     assert evalset.contradictions(flipped, trusted.data) == (len(trusted.data),) * 2
     assert check_data(100, 5, 0.05) is None
+    assert check_data(4, 2, 0.05) is None  # two disagreeing users are not poisoning
+    assert check_data(4, 3, 0.05) is not None
     assert "contradicts the trusted evaluation set on 6 of the 100" in check_data(100, 6, 0.05)
 
 
