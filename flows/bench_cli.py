@@ -172,7 +172,7 @@ def _bare_encode(encoder: Any) -> Callable[[str], Any]:
 
 def embedding_times(version: str, queries: list[str], warmup: list[str]) -> dict[str, Any]:
     """Load champion ``version``'s router in process and time single uncached queries (ms)."""
-    from mixllm.registry import tracking as registry
+    from mixllm.registry import stores as registry
 
     router, _ = registry.load_version(registry.MODEL_NAME, version)
     encoder = router.encoder_

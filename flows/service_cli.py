@@ -43,7 +43,7 @@ def _bentoml() -> str:
 
 
 def _champion_version() -> str | None:
-    from mixllm.registry import tracking as registry
+    from mixllm.registry import stores as registry
 
     return registry.current_alias_version(registry.MODEL_NAME, registry.CHAMPION)
 

@@ -88,7 +88,7 @@ def ui(
 ) -> None:
     """Start the MLflow UI on 127.0.0.1 over the project's tracking store."""
     store_defaults()
-    from mixllm.registry import tracking as registry
+    from mixllm.registry import stores as registry
 
     uri = registry.configure()
     if uri.startswith(("http://", "https://")):
@@ -123,6 +123,10 @@ def schedule(
     feedback_url: Annotated[
         str | None, typer.Option(help="Feedback store URL (default: the service's).")
     ] = None,
+    feedback_window: Annotated[
+        int | None,
+        typer.Option(min=1, help="Train on the newest N feedback rows only (default: all)."),
+    ] = None,
     name: Annotated[str, typer.Option(help="Deployment name.")] = DEPLOYMENT_NAME,
 ) -> None:
     """Serve the retraining flow on a cron schedule (needs a Prefect server: PREFECT_API_URL)."""
@@ -138,6 +142,7 @@ def schedule(
         data=data,
         config_path=str(config) if config else None,
         feedback_url=feedback_url,
+        feedback_window=feedback_window,
     )
 
 

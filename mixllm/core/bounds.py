@@ -11,13 +11,15 @@ import math
 from mixllm.core.errors import InvalidRequestError
 
 QUALITY_RANGE = (0.0, 1.0)  # graded quality; thumbs map to 1.0 / 0.0
-MAX_COST_USD = 100.0  # $ for one request: 1M tokens of the priciest LLM here is ~$60
-MAX_LATENCY_S = 3600.0  # seconds for one request
+MAX_COST_USD = 100.0  # $ for one call: 1M tokens of the priciest LLM here is ~$60
+MAX_LATENCY_S = 3600.0  # end-to-end seconds: the longest backend timeout allowed is an hour
 
 
 def _check(name: str, value: float | None, low: float, high: float) -> float | None:
     if value is None:
         return None
+    if isinstance(value, bool):
+        raise InvalidRequestError(f"{name} must be a number, got {type(value).__name__}")
     try:
         x = float(value)
     except (TypeError, ValueError):

@@ -70,3 +70,13 @@ class PermissionDeniedError(MixLLMError):
 
 class PayloadTooLargeError(InvalidRequestError):
     """A request body or prompt is over its size limit (the service answers 413)."""
+
+
+class DuplicateFeedbackError(MixLLMError):
+    """Feedback on a request that already has its feedback (one per request_id)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name if it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -8,90 +8,50 @@ Timestamps are stored as naive UTC and returned as timezone-aware UTC.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import (
-    JSON,
-    DateTime,
-    Engine,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    create_engine,
-    event,
-    func,
-    select,
-)
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
-from mixllm.core.errors import FeedbackStoreError, InvalidRequestError, UnknownRequestError
+from mixllm.core.bounds import check_cost, check_latency, check_quality
+from mixllm.core.errors import (
+    DuplicateFeedbackError,
+    FeedbackStoreError,
+    InvalidRequestError,
+    UnknownRequestError,
+    first_line,
+)
 from mixllm.core.paths import mixllm_home
+from mixllm.registry.feedback_schema import (
+    Base,
+    DecisionRow,
+    FeedbackRow,
+    RetrainTriggerRow,
+    make_engine,
+    upgrade,
+)
+from mixllm.registry.messages import redact_url
+
+__all__ = ["FeedbackStore", "redact_url"]
 
 URL_ENV = "MIXLLM_FEEDBACK_URL"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
-FEEDBACK_COLUMNS = ["query", "llm", "quality", "cost", "latency_s", "created_at", "router_version"]
-
-
-class _Base(DeclarativeBase):
-    pass
-
-
-class DecisionRow(_Base):
-    """One routed request and the decision taken for it."""
-
-    __tablename__ = "decisions"
-
-    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
-    query: Mapped[str] = mapped_column(Text)
-    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
-    llm: Mapped[str] = mapped_column(String(200))
-    router_version: Mapped[str | None] = mapped_column(String(64))
-    budget_usd: Mapped[float | None] = mapped_column(Float)
-    budget_pct: Mapped[float | None] = mapped_column(Float)
-    candidates: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    decision_ms: Mapped[float | None] = mapped_column(Float)
-
-
-class FeedbackRow(_Base):
-    """One piece of feedback on a routed request."""
-
-    __tablename__ = "feedback"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    request_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("decisions.request_id"), index=True
-    )
-    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
-    quality: Mapped[float | None] = mapped_column(Float)
-    thumbs_up: Mapped[bool | None]
-    cost: Mapped[float | None] = mapped_column(Float)
-    latency_s: Mapped[float | None] = mapped_column(Float)
-
-
-class RetrainTriggerRow(_Base):
-    """A retraining run the service started, so workers do not start the same one twice."""
-
-    __tablename__ = "retrain_triggers"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
-    slot: Mapped[int] = mapped_column(Integer, unique=True)
-    since: Mapped[datetime | None] = mapped_column(DateTime)
-    feedback_count: Mapped[int] = mapped_column(Integer)
-    flow_run_id: Mapped[str | None] = mapped_column(String(64))
-    error: Mapped[str | None] = mapped_column(Text)
+FEEDBACK_COLUMNS = [
+    "feedback_id",
+    "query",
+    "llm",
+    "quality",
+    "cost",
+    "latency_s",
+    "created_at",
+    "router_version",
+]
 
 
 @dataclass(frozen=True)
@@ -111,6 +71,18 @@ def default_url() -> str:
     if env:
         return env
     return f"sqlite:///{mixllm_home() / 'feedback.db'}"
+
+
+def watermark_id(watermark: str | None) -> int | None:
+    """The largest feedback id a version was trained on, from its watermark tag.
+
+    None when there is none, or when the tag is a wall-clock time written before feedback
+    was keyed by id: all stored feedback then counts as new (retraining reads it all anyway).
+    """
+    try:
+        return None if watermark is None else int(watermark)
+    except ValueError:
+        return None
 
 
 def utcnow() -> datetime:
@@ -134,66 +106,18 @@ def to_naive_utc(ts: datetime | str | pd.Timestamp | None) -> datetime | None:
     return ts
 
 
-def redact_url(url: str) -> str:
-    """The URL without its password, fit for logs and /healthz."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable url>"
-
-
-def _make_engine(url: str) -> Engine:
-    """An engine; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
-    if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, future=True)
-    path = url.split("///", 1)[1] if "///" in url else ""
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        url,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-    )
-    event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL lets readers and one writer work at once across processes; FULL fsyncs each
-    # commit so that a 2xx on /feedback survives a crash of the machine, not just the process.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
-def _finite_or_none(name: str, value: float | None, low: float, high: float) -> float | None:
-    """Validate an optional number in [low, high]; InvalidRequestError names the field."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidRequestError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or not low <= value <= high:
-        raise InvalidRequestError(f"{name} must be in [{low}, {high}], got {value}")
-    return value
-
-
 class FeedbackStore:
     """Routed requests and feedback in one SQL database; safe to share across threads."""
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_url()
-        self.engine = _make_engine(self.url)
+        self.engine = make_engine(self.url)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         try:
-            _Base.metadata.create_all(self.engine)
+            upgrade(self.engine)
         except SQLAlchemyError as exc:
             raise FeedbackStoreError(
-                f"feedback database {redact_url(self.url)} is unusable: {_first_line(exc)}"
+                f"feedback database {redact_url(self.url)} is unusable: {first_line(exc)}"
             ) from exc
 
     def close(self) -> None:
@@ -248,10 +172,15 @@ class FeedbackStore:
         cost: float | None = None,
         latency_s: float | None = None,
     ) -> DecisionRecord:
-        """Store feedback on ``request_id``; returns its decision once the row is committed."""
-        quality = _finite_or_none("quality", quality, 0.0, 1.0)
-        cost = _finite_or_none("cost", cost, 0.0, math.inf)
-        latency_s = _finite_or_none("latency_s", latency_s, 0.0, math.inf)
+        """Store the feedback on ``request_id``; returns its decision once committed.
+
+        One feedback per request: a repeat raises DuplicateFeedbackError and stores nothing
+        (a unique index decides races between workers). Numbers must be finite and within
+        quality [0, 1], cost [0, MAX_COST_USD] $, latency_s [0, MAX_LATENCY_S] s.
+        """
+        quality = check_quality(quality)
+        cost = check_cost(cost)
+        latency_s = check_latency(latency_s)
         if thumbs_up is not None and not isinstance(thumbs_up, bool):
             raise InvalidRequestError(f"thumbs_up must be true or false, got {thumbs_up!r}")
         if quality is None and thumbs_up is None:
@@ -259,6 +188,7 @@ class FeedbackStore:
         decision = self.get_decision(request_id)
         if decision is None:
             raise UnknownRequestError(f"unknown request_id {request_id!r}")
+        self._check_not_given(request_id)
         row = FeedbackRow(
             request_id=request_id,
             created_at=utcnow(),
@@ -267,45 +197,76 @@ class FeedbackStore:
             cost=cost,
             latency_s=latency_s,
         )
-        self._commit(row, f"feedback on {request_id}")
+        try:
+            with self._db(write=True) as s:
+                s.add(row)
+        except IntegrityError as exc:
+            self._check_not_given(request_id)  # lost the race to another worker's insert
+            raise InvalidRequestError(
+                f"cannot store feedback on {request_id}: {first_line(exc)}"
+            ) from exc
         return decision
 
-    def count_feedback(self, since: datetime | str | None = None) -> int:
-        """Number of feedback rows, those created after ``since`` if given."""
+    def _check_not_given(self, request_id: str) -> None:
+        """DuplicateFeedbackError if ``request_id`` already has its feedback."""
+        stmt = select(FeedbackRow.id, FeedbackRow.created_at).where(
+            FeedbackRow.request_id == request_id
+        )
+        with self._db() as s:
+            given = s.execute(stmt).first()
+        if given is not None:
+            raise DuplicateFeedbackError(
+                f"request_id {request_id!r} already has feedback (id {given.id}, stored "
+                f"{given.created_at.isoformat()}Z): one feedback per request, this one was "
+                "neither stored nor applied"
+            )
+
+    def count_feedback(self, after_id: int | None = None) -> int:
+        """Number of feedback rows, those with an id above ``after_id`` if given."""
         stmt = select(func.count(FeedbackRow.id))
-        since_utc = to_naive_utc(since)
-        if since_utc is not None:
-            stmt = stmt.where(FeedbackRow.created_at > since_utc)
+        if after_id is not None:
+            stmt = stmt.where(FeedbackRow.id > int(after_id))
         with self._db() as s:
             return int(s.execute(stmt).scalar_one())
+
+    def max_feedback_id(self) -> int | None:
+        """The largest feedback id stored, None while there is none."""
+        with self._db() as s:
+            return s.execute(select(func.max(FeedbackRow.id))).scalar_one()
 
     def count_decisions(self) -> int:
         """Number of logged decisions."""
         with self._db() as s:
             return int(s.execute(select(func.count()).select_from(DecisionRow)).scalar_one())
 
-    def feedback_since(self, ts: datetime | str | None = None) -> pd.DataFrame:
-        """Feedback after ``ts`` joined to its request: query, llm, quality, cost, latency_s,
-        created_at (UTC), router_version. Thumbs up/down become quality 1.0/0.0."""
-        stmt = (
-            select(
-                DecisionRow.query,
-                DecisionRow.llm,
-                FeedbackRow.quality,
-                FeedbackRow.thumbs_up,
-                FeedbackRow.cost,
-                FeedbackRow.latency_s,
-                FeedbackRow.created_at,
-                DecisionRow.router_version,
-            )
-            .join(DecisionRow, FeedbackRow.request_id == DecisionRow.request_id)
-            .order_by(FeedbackRow.created_at, FeedbackRow.id)
-        )
-        since_utc = to_naive_utc(ts)
-        if since_utc is not None:
-            stmt = stmt.where(FeedbackRow.created_at > since_utc)
+    def feedback_since(
+        self, after_id: int | None = None, *, last: int | None = None
+    ) -> pd.DataFrame:
+        """Feedback joined to its request, in id order: feedback_id, query, llm, quality, cost,
+        latency_s, created_at (UTC), router_version. Thumbs up/down become quality 1.0/0.0.
+
+        ``after_id``: only rows with a larger id; ``last``: only the ``last`` newest rows (a
+        training window). Every row is read every time: a promotion never hides older ones.
+        """
+        stmt = select(
+            FeedbackRow.id,
+            DecisionRow.query,
+            DecisionRow.llm,
+            FeedbackRow.quality,
+            FeedbackRow.thumbs_up,
+            FeedbackRow.cost,
+            FeedbackRow.latency_s,
+            FeedbackRow.created_at,
+            DecisionRow.router_version,
+        ).join(DecisionRow, FeedbackRow.request_id == DecisionRow.request_id)
+        if after_id is not None:
+            stmt = stmt.where(FeedbackRow.id > int(after_id))
+        if last is not None:
+            if last < 1:
+                raise InvalidRequestError(f"a feedback window needs at least 1 row, got {last}")
+            stmt = stmt.order_by(FeedbackRow.id.desc()).limit(int(last))
         with self._db() as s:
-            rows = s.execute(stmt).all()
+            rows = sorted(s.execute(stmt).all(), key=lambda r: r.id)
         return _feedback_frame(rows)
 
     def last_trigger(self) -> datetime | None:
@@ -313,10 +274,16 @@ class FeedbackStore:
         with self._db() as s:
             return s.execute(select(func.max(RetrainTriggerRow.created_at))).scalar_one()
 
+    def last_trigger_feedback_id(self) -> int | None:
+        """The largest feedback id any retraining trigger covered, None if none did."""
+        with self._db() as s:
+            return s.execute(select(func.max(RetrainTriggerRow.feedback_max_id))).scalar_one()
+
     def claim_trigger(
-        self, since: datetime | str | None, feedback_count: int, min_gap_s: float
+        self, feedback_max_id: int | None, feedback_count: int, min_gap_s: float
     ) -> int | None:
-        """Record a retraining trigger unless one is younger than ``min_gap_s``.
+        """Record a retraining trigger (covering feedback up to ``feedback_max_id``) unless
+        one is younger than ``min_gap_s``.
 
         Returns the trigger id, or None when a recent trigger (maybe from another worker)
         already covers this feedback. The unique time slot makes the claim atomic on every
@@ -330,7 +297,7 @@ class FeedbackStore:
         row = RetrainTriggerRow(
             created_at=now,
             slot=int(now.replace(tzinfo=UTC).timestamp() // gap),
-            since=to_naive_utc(since),
+            feedback_max_id=feedback_max_id,
             feedback_count=feedback_count,
         )
         try:
@@ -366,16 +333,16 @@ class FeedbackStore:
             raise
         except SQLAlchemyError as exc:
             raise FeedbackStoreError(
-                f"feedback database {redact_url(self.url)} failed: {_first_line(exc)}"
+                f"feedback database {redact_url(self.url)} failed: {first_line(exc)}"
             ) from exc
 
-    def _commit(self, row: _Base, what: str) -> None:
+    def _commit(self, row: Base, what: str) -> None:
         """Add ``row`` and commit; database failures become FeedbackStoreError."""
         try:
             with self._db(write=True) as s:
                 s.add(row)
         except IntegrityError as exc:
-            raise InvalidRequestError(f"cannot store {what}: {_first_line(exc)}") from exc
+            raise InvalidRequestError(f"cannot store {what}: {first_line(exc)}") from exc
 
 
 def _feedback_frame(rows: list[Any]) -> pd.DataFrame:
@@ -383,6 +350,7 @@ def _feedback_frame(rows: list[Any]) -> pd.DataFrame:
     df = pd.DataFrame(
         rows,
         columns=[
+            "feedback_id",
             "query",
             "llm",
             "quality",
@@ -397,10 +365,6 @@ def _feedback_frame(rows: list[Any]) -> pd.DataFrame:
     df["quality"] = pd.to_numeric(df["quality"], errors="coerce").astype(float).fillna(thumbs)
     for column in ("cost", "latency_s"):
         df[column] = pd.to_numeric(df[column], errors="coerce").astype(float)
+    df["feedback_id"] = df["feedback_id"].astype("int64")
     df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
     return df[FEEDBACK_COLUMNS].reset_index(drop=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

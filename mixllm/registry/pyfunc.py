@@ -8,7 +8,8 @@ every candidate's predicted quality, cost, latency and score (JSON).
 
 The model code is the installed ``mixllm`` package (no ``code_paths``): pickles refer to
 ``mixllm.registry.pyfunc.RouterPyfunc`` by name, so a model loads wherever mixllm is
-installed, offline. mlflow is imported only when something here is called.
+installed, offline. This module imports mlflow (the class subclasses its PythonModel):
+the rest of the library imports it only inside the functions that log or load a model.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import math
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import mlflow
 import pandas as pd
-
-if TYPE_CHECKING:
-    from mlflow.models.model import ModelInfo
+from mlflow.models.model import ModelInfo
+from mlflow.pyfunc import PythonModel
 
 ARTIFACT_KEY = "router"
 INPUT_COLUMNS = ("query", "budget", "budget_pct")
@@ -129,46 +130,22 @@ def load_router(path: str | Path) -> Any:
     return MixLLMRouter.load(path)
 
 
-def _make_class() -> type:
-    from mlflow.pyfunc import PythonModel
+class RouterPyfunc(PythonModel):
+    """MLflow pyfunc wrapper of a saved MixLLMRouter (pickled by reference to this name)."""
 
-    class RouterPyfunc(PythonModel):
-        """MLflow pyfunc wrapper of a saved MixLLMRouter."""
+    def load_context(self, context: Any) -> None:
+        """Load the router from the model's ``router`` artifact."""
+        self.router = load_router(context.artifacts[ARTIFACT_KEY])
 
-        def load_context(self, context: Any) -> None:
-            """Load the router from the model's ``router`` artifact."""
-            self.router = load_router(context.artifacts[ARTIFACT_KEY])
-
-        def predict(
-            self, context: Any, model_input: pd.DataFrame, params: dict | None = None
-        ) -> pd.DataFrame:
-            """One routing decision per input row."""
-            return predict_frame(self.router, pd.DataFrame(model_input))
-
-    RouterPyfunc.__module__ = __name__
-    RouterPyfunc.__qualname__ = "RouterPyfunc"
-    return RouterPyfunc
-
-
-def router_class() -> type:
-    """The pyfunc class (a subclass of mlflow's PythonModel), built on first use."""
-    cls = globals().get("RouterPyfunc")
-    if cls is None:
-        cls = globals()["RouterPyfunc"] = _make_class()
-    return cls
-
-
-def __getattr__(name: str) -> Any:
-    # Built lazily so that importing this module does not import mlflow; once built it is a
-    # plain module attribute, which is what pickle looks up when a model is loaded.
-    if name == "RouterPyfunc":
-        return router_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
+        """One routing decision per input row."""
+        return predict_frame(self.router, pd.DataFrame(model_input))
 
 
 def signature() -> Any:
     """Input: query + optional budgets; output: the decision columns."""
-    from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
     inputs = Schema(
@@ -180,7 +157,7 @@ def signature() -> Any:
     )
     kinds = {"llm": "string", "tags": "string", "candidates": "string"}
     outputs = Schema([ColSpec(kinds.get(c, "double"), c) for c in OUTPUT_COLUMNS])
-    return ModelSignature(inputs=inputs, outputs=outputs)
+    return mlflow.models.ModelSignature(inputs=inputs, outputs=outputs)
 
 
 def input_example(queries: list[str] | None = None) -> pd.DataFrame:
@@ -225,11 +202,9 @@ def log_router_dir(
     extra_metadata: dict[str, Any] | None = None,
 ) -> ModelInfo:
     """Log a saved router directory as one pyfunc model into the active MLflow run."""
-    import mlflow
-
     return mlflow.pyfunc.log_model(
         name=name,
-        python_model=router_class()(),
+        python_model=RouterPyfunc(),
         artifacts={ARTIFACT_KEY: str(router_dir)},
         signature=signature(),
         input_example=input_example(example_queries),

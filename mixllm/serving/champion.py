@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mixllm.core.errors import NotFittedError, UnavailableError
+from mixllm.core.errors import NotFittedError, UnavailableError, first_line
 from mixllm.registry.feedback import redact_url
-from mixllm.serving.formatting import first_line, now_iso
+from mixllm.serving.formatting import now_iso
 
 log = logging.getLogger(__name__)
 
@@ -61,26 +61,26 @@ class RegistrySource:
 
     def current_version(self) -> str | None:
         """Version aliased champion (RegistryError if the store is unreachable)."""
-        from mixllm.registry import tracking as registry
+        from mixllm.registry import stores as registry
 
         return registry.current_alias_version(self.model_name, registry.CHAMPION, self.uri)
 
     def load(self, version: str) -> Any:
         """Load a registered version's router."""
-        from mixllm.registry import tracking as registry
+        from mixllm.registry import stores as registry
 
         return registry.load_version(self.model_name, version, self.uri)[0]
 
     def watermark(self, version: str) -> str | None:
         """The version's feedback watermark tag."""
-        from mixllm.registry import tracking as registry
+        from mixllm.registry import stores as registry
 
         mv = registry.client(self.uri).get_model_version(self.model_name, version)
         return mv.tags.get(registry.TAG_WATERMARK)
 
     def earlier_versions(self, version: str) -> list[str]:
         """Registered versions older than ``version``, newest first."""
-        from mixllm.registry import tracking as registry
+        from mixllm.registry import stores as registry
 
         found = registry.client(self.uri).search_model_versions(f"name='{self.model_name}'")
         older = [int(mv.version) for mv in found if int(mv.version) < int(version)]
@@ -88,7 +88,7 @@ class RegistrySource:
 
     def describe(self) -> str:
         """Model name and store, password hidden."""
-        from mixllm.registry import tracking as registry
+        from mixllm.registry import stores as registry
 
         return f"{self.model_name}@champion in {redact_url(self.uri or registry.tracking_uri())}"
 

@@ -11,6 +11,7 @@ from mixllm.core.errors import (
     BackendTimeoutError,
     ConfigError,
     DataError,
+    DuplicateFeedbackError,
     FeedbackStoreError,
     InvalidRequestError,
     MixLLMError,
@@ -25,6 +26,7 @@ from mixllm.core.errors import (
 
 # First match wins: subclasses come before their bases.
 _STATUS: list[tuple[type[BaseException], int, str]] = [
+    (DuplicateFeedbackError, 409, "conflict_error"),  # one feedback per request_id
     (AuthenticationError, 401, "authentication_error"),
     (PermissionDeniedError, 403, "permission_error"),
     (PayloadTooLargeError, 413, "invalid_request_error"),

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mixllm.core.bounds import MAX_COST_USD, MAX_LATENCY_S
 from mixllm.core.errors import InvalidRequestError, PayloadTooLargeError
 from mixllm.serving import openai_compat
 from mixllm.serving.backends import content_text
@@ -81,13 +82,23 @@ class RouteRequest(_Body):
 
 
 class FeedbackRequest(_Body):
-    """POST /feedback."""
+    """POST /feedback: one per request_id; every number finite and within its bounds."""
 
     request_id: str = Field(min_length=1, max_length=64)
-    quality: float | None = Field(None, ge=0, le=1, description="Graded quality in [0, 1].")
+    quality: float | None = Field(
+        None, ge=0, le=1, allow_inf_nan=False, description="Graded quality in [0, 1]."
+    )
     thumbs_up: bool | None = Field(None, description="Thumbs up (true) or down (false).")
-    cost: float | None = Field(None, ge=0, description="What the call cost, $.")
-    latency_s: float | None = Field(None, ge=0, description="End-to-end latency, seconds.")
+    cost: float | None = Field(
+        None, ge=0, le=MAX_COST_USD, allow_inf_nan=False, description="What the call cost, $."
+    )
+    latency_s: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_LATENCY_S,
+        allow_inf_nan=False,
+        description="End-to-end latency, seconds.",
+    )
 
     @model_validator(mode="after")
     def _one_signal(self) -> FeedbackRequest:

@@ -1,18 +1,18 @@
-"""The retraining trigger: start a retraining run once enough feedback has arrived since the
-champion's training data (or the last trigger), at most once per minimum gap."""
+"""The retraining trigger: start a retraining run once enough feedback has arrived after the
+champion's training data (or the last trigger), at most once per minimum gap.
+
+"After" is by feedback id (monotonic), never by wall-clock time."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-import pandas as pd
-
-from mixllm.registry.feedback import FeedbackStore
-from mixllm.serving.formatting import first_line, now_iso
+from mixllm.core.errors import first_line
+from mixllm.registry.feedback import FeedbackStore, watermark_id
+from mixllm.serving.formatting import now_iso
 from mixllm.serving.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -56,35 +56,31 @@ class RetrainTrigger:
         }
 
     def maybe_start(self, watermark: str | None) -> None:
-        """Start a retraining run (in the background) when enough feedback arrived since the
-        later of ``watermark`` (the champion's) and the last trigger."""
+        """Start a retraining run (in the background) when at least ``threshold`` feedback
+        rows have an id above both ``watermark`` (the largest feedback id in the champion's
+        training data) and the largest id the last trigger covered."""
         if self.threshold <= 0 or self.trigger is None:
             return
         if self._starting.locked() or self._run_pending():
             return  # never a second run while one is being started, pending or running
         try:
-            since = self._since(watermark)
-            n = self.store.count_feedback(since)
+            after = _later(watermark_id(watermark), self.store.last_trigger_feedback_id())
+            n = self.store.count_feedback(after)
             if n < self.threshold:
                 return
-            claim = self.store.claim_trigger(since, n, self.min_gap_s)
+            claim = self.store.claim_trigger(self.store.max_feedback_id(), n, self.min_gap_s)
         except Exception as exc:  # the feedback is committed; retraining can wait for the next
             log.warning("retraining check failed: %s", exc)
             return
         if claim is None:
             return
-        log.info("%d feedback rows since %s: starting a retraining run", n, since or "ever")
+        since = "ever" if after is None else f"feedback id {after}"
+        log.info("%d feedback rows since %s: starting a retraining run", n, since)
         if not self._starting.acquire(blocking=False):
             return
         threading.Thread(
             target=self._run, args=(claim, n, since), name="mixllm-retrain", daemon=True
         ).start()
-
-    def _since(self, watermark: str | None) -> str | None:
-        """The later of the champion's feedback watermark and the last trigger."""
-        marks = [watermark, self.store.last_trigger()]
-        stamps = [pd.Timestamp(m, tz="UTC") if _naive(m) else pd.Timestamp(m) for m in marks if m]
-        return max(stamps).isoformat() if stamps else None
 
     def _run_pending(self) -> bool:
         """True while the last run started is still pending or running (unknown: True, so
@@ -100,13 +96,13 @@ class RetrainTrigger:
             self._pending_run = None
         return still
 
-    def _run(self, claim: int, n: int, since: str | None) -> None:
+    def _run(self, claim: int, n: int, since: str) -> None:
         try:
             self._start(claim, n, since)
         finally:
             self._starting.release()
 
-    def _start(self, claim: int, n: int, since: str | None) -> None:
+    def _start(self, claim: int, n: int, since: str) -> None:
         assert self.trigger is not None
         parameters = {"feedback_url": self.store.url}
         try:
@@ -122,12 +118,9 @@ class RetrainTrigger:
         self.store.finish_trigger(claim, flow_run_id=str(run_id), error=None)
         self.metrics.retrain_triggers.labels(outcome="started").inc()
         self.last = {"at": now_iso(), "feedback": n, "flow_run_id": str(run_id)}
-        log.info(
-            "retraining flow run %s started (%d feedback rows since %s)", run_id, n, since or "ever"
-        )
+        log.info("retraining flow run %s started (%d feedback rows since %s)", run_id, n, since)
 
 
-def _naive(value: Any) -> bool:
-    if isinstance(value, datetime):
-        return value.tzinfo is None
-    return pd.Timestamp(value).tzinfo is None
+def _later(*ids: int | None) -> int | None:
+    known = [i for i in ids if i is not None]
+    return max(known) if known else None

@@ -352,7 +352,10 @@ class RoutingService:
 
     # -- feedback ----------------------------------------------------------------------
     def feedback(self, req: FeedbackRequest) -> dict[str, Any]:
-        """POST /feedback: commit it, then learn from it online; 2xx means committed."""
+        """POST /feedback: commit it, then learn from it online; 2xx means committed.
+
+        One feedback per request_id: a repeat raises DuplicateFeedbackError (HTTP 409) before
+        anything is stored or learned, so it never moves the router twice."""
         record = self.store.add_feedback(
             req.request_id,
             quality=req.quality,

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from mixllm.core.errors import ConfigError, DataError, RegistryError
-from mixllm.registry import tracking as registry
+from mixllm.registry import stores as registry
 from tests.servers import free_port
 from tests.tiny_data import STRONG, tiny_frame
 

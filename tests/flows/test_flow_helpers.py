@@ -22,7 +22,7 @@ def base():
 
 
 def test_feedback_becomes_long_rows_with_costs(base) -> None:
-    from flows.training import feedback_rows
+    from flows.training_tasks import feedback_rows
 
     feedback = pd.DataFrame(
         {
@@ -96,6 +96,6 @@ def _caused_by(cause: BaseException) -> Exception:
     ],
 )
 def test_only_io_failures_are_retried(exc: Exception, retry: bool) -> None:
-    from flows.training import _transient
+    from flows.training_tasks import _transient
 
     assert _transient(exc) is retry

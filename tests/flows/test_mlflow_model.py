@@ -67,7 +67,8 @@ def test_importing_the_glue_and_commands_imports_neither_mlflow_nor_prefect() ->
     import subprocess
 
     code = (
-        "import sys, mixllm.registry.tracking, mixllm.registry.pyfunc, flows.training_cli; "
+        "import sys, mixllm.registry.stores, mixllm.registry.publish, mixllm.registry.gate, "
+        "mixllm.registry.evalset, mixllm.registry.versions, flows.training_cli; "
         "print('mlflow' in sys.modules, 'prefect' in sys.modules)"
     )
     out = subprocess.run(

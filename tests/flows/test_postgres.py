@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mixllm.registry import tracking as registry
+from mixllm.registry import stores as registry
 from tests.tiny_data import SPECIALISTS
 
 pytestmark = [pytest.mark.flow, pytest.mark.postgres, pytest.mark.slow]

@@ -10,8 +10,11 @@ import pytest
 
 from mixllm.core import paths
 from mixllm.core.errors import RegistryError
-from mixllm.registry import tracking as registry
-from mixllm.registry.tracking import CHALLENGER, CHAMPION, GateScores, decide
+from mixllm.registry import stores as registry
+from mixllm.registry.gate import GateDecision, GateScores, decide, recheck_champion
+from mixllm.registry.publish import training_run
+from mixllm.registry.stores import CHALLENGER, CHAMPION
+from mixllm.registry.versions import register
 from tests.servers import free_port
 
 pytestmark = pytest.mark.flow
@@ -104,7 +107,7 @@ def _tiny_model_uri() -> tuple[str, str, str]:
         def predict(self, context: object, model_input: list[str]) -> list[str]:
             return model_input
 
-    with registry.training_run(run_name="tiny") as run_id:
+    with training_run(run_name="tiny") as run_id:
         info = mlflow.pyfunc.log_model(name="m", python_model=Echo(), pip_requirements=["mlflow"])
     return info.model_uri, info.model_id, run_id
 
@@ -119,7 +122,7 @@ def _snapshot(name: str) -> dict[str, object]:
 def test_registration_is_all_or_nothing(mlflow_store: str) -> None:
     uri, model_id, run_id = _tiny_model_uri()
     first = decide(GOOD, None, None)
-    mv = registry.register(uri, first, run_id=run_id, model_id=model_id, name="tiny")
+    mv = register(uri, first, run_id=run_id, model_id=model_id, name="tiny")
     assert str(mv.version) == "1" and registry.current_alias_version("tiny", CHAMPION) == "1"
     before = _snapshot("tiny")
 
@@ -127,23 +130,23 @@ def test_registration_is_all_or_nothing(mlflow_store: str) -> None:
         raise RuntimeError("bookkeeping failed")
 
     with pytest.raises(RegistryError, match="left as it was"):
-        registry.register(uri, first, run_id=run_id, name="tiny", after=fail)
+        register(uri, first, run_id=run_id, name="tiny", after=fail)
     # An alias MLflow refuses fails after the version exists: it must be rolled back too.
-    reserved = registry.GateDecision("latest", "reserved alias", GOOD)
+    reserved = GateDecision("latest", "reserved alias", GOOD)
     with pytest.raises(RegistryError, match="reserved"):
-        registry.register(uri, reserved, run_id=run_id, name="tiny")
+        register(uri, reserved, run_id=run_id, name="tiny")
     assert _snapshot("tiny") == before
     # A model this call created is removed again with its only version.
     with pytest.raises(RegistryError):
-        registry.register(uri, reserved, run_id=run_id, name="other")
+        register(uri, reserved, run_id=run_id, name="other")
     assert "other" not in _snapshot("tiny")["models"]
 
 
 def test_recheck_demotes_when_the_champion_moved(mlflow_store: str) -> None:
     uri, _, run_id = _tiny_model_uri()
-    registry.register(uri, decide(GOOD, None, None), run_id=run_id, name="moved")
+    register(uri, decide(GOOD, None, None), run_id=run_id, name="moved")
     stale = decide(GOOD, GOOD, None)  # gated when there was no champion yet
-    again = registry.recheck_champion(stale, name="moved")
+    again = recheck_champion(stale, name="moved")
     assert again.alias == CHALLENGER and "champion moved to v1" in again.reason
 
 

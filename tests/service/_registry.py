@@ -8,28 +8,29 @@ from pathlib import Path
 def register_router(router_dir: Path, *, alias: str = "champion", watermark: str | None = None):
     """Log the saved router at ``router_dir`` as a new version aliased ``alias``; its version."""
     from mixllm.registry import pyfunc as mlflow_model
-    from mixllm.registry import tracking as registry
+    from mixllm.registry.gate import GateDecision, GateScores
+    from mixllm.registry.publish import training_run
+    from mixllm.registry.stores import TAG_WATERMARK
+    from mixllm.registry.versions import register
 
-    with registry.training_run(run_name="service-test") as run_id:
+    with training_run(run_name="service-test") as run_id:
         info = mlflow_model.log_router_dir(router_dir)
-        decision = registry.GateDecision(
-            alias, "registered by the service tests", registry.GateScores(0.0, 0.0, 0.0, 0.0)
+        decision = GateDecision(
+            alias, "registered by the service tests", GateScores(0.0, 0.0, 0.0, 0.0)
         )
-        tags = {registry.TAG_WATERMARK: watermark} if watermark else None
-        mv = registry.register(
-            info.model_uri, decision, run_id=run_id, model_id=info.model_id, tags=tags
-        )
+        tags = {TAG_WATERMARK: watermark} if watermark else None
+        mv = register(info.model_uri, decision, run_id=run_id, model_id=info.model_id, tags=tags)
     return str(mv.version)
 
 
 def register_broken(alias: str = "champion") -> str:
     """A version whose artifacts are gone (as after a lost artifact store); its version."""
-    from mixllm.registry import tracking as registry
+    from mixllm.registry.gate import GateDecision, GateScores
+    from mixllm.registry.publish import training_run
+    from mixllm.registry.versions import register
 
-    with registry.training_run(run_name="service-test-broken") as run_id:
-        decision = registry.GateDecision(
-            alias, "broken on purpose", registry.GateScores(0.0, 0.0, 0.0, 0.0)
-        )
+    with training_run(run_name="service-test-broken") as run_id:
+        decision = GateDecision(alias, "broken on purpose", GateScores(0.0, 0.0, 0.0, 0.0))
         missing = Path("/nonexistent/mixllm-broken-model").as_uri()
-        mv = registry.register(missing, decision, run_id=run_id)
+        mv = register(missing, decision, run_id=run_id)
     return str(mv.version)

@@ -115,7 +115,7 @@ def test_one_bad_text_never_fails_its_batch(client) -> None:
 
 def _served_router():
     """The router the in-process service serves (the same MLflow champion, loaded here)."""
-    from mixllm.registry import tracking as registry
+    from mixllm.registry import stores as registry
 
     version = registry.current_alias_version(registry.MODEL_NAME, registry.CHAMPION)
     return registry.load_version(registry.MODEL_NAME, version)[0]

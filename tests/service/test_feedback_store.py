@@ -5,16 +5,15 @@ from __future__ import annotations
 import multiprocessing
 import secrets
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from mixllm.core.errors import InvalidRequestError, UnknownRequestError
+from mixllm.core.errors import DuplicateFeedbackError, InvalidRequestError, UnknownRequestError
 from mixllm.registry.feedback import FEEDBACK_COLUMNS, FeedbackStore
 
-pytestmark = pytest.mark.service
+pytestmark = [pytest.mark.service, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -27,9 +26,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> FeedbackStore:
     s = FeedbackStore(url)
     yield s
     if request.param == "postgres":
-        from mixllm.registry.feedback import _Base
+        from mixllm.registry.feedback_schema import Base
 
-        _Base.metadata.drop_all(s.engine)  # each test starts from empty tables
+        Base.metadata.drop_all(s.engine)  # each test starts from empty tables
     s.close()
 
 
@@ -53,29 +52,54 @@ def test_decision_and_feedback_round_trip(store: FeedbackStore) -> None:
     record = store.add_feedback("r1", quality=0.25, cost=0.002, latency_s=1.5)
     assert (record.query, record.llm, record.router_version) == ("what is 2+2", "gpt", "7")
     store.add_feedback("r2", thumbs_up=True)
-    store.add_feedback("r2", thumbs_up=False)
+    log(store, "r3", query="write more code", llm="coder")
+    store.add_feedback("r3", thumbs_up=False)
     assert store.count_feedback() == 3
     df = store.feedback_since(None)
     assert list(df.columns) == FEEDBACK_COLUMNS
     assert df["quality"].tolist() == [0.25, 1.0, 0.0]
     assert df["llm"].tolist() == ["gpt", "coder", "coder"]
+    assert df["feedback_id"].is_monotonic_increasing
     assert df["cost"].iloc[0] == 0.002 and pd.isna(df["cost"].iloc[1])
     assert str(df["created_at"].dt.tz) == "UTC"
 
 
-def test_since_filters_with_any_timestamp_form(store: FeedbackStore) -> None:
+def test_reads_are_keyed_by_id_and_a_window_keeps_the_newest(store: FeedbackStore) -> None:
+    for i in range(5):
+        log(store, f"r{i}")
+        store.add_feedback(f"r{i}", quality=i / 4)
+    ids = store.feedback_since()["feedback_id"].tolist()
+    assert ids == sorted(ids) and store.max_feedback_id() == ids[-1]
+    assert store.count_feedback(after_id=ids[1]) == 3
+    assert store.feedback_since(ids[1])["feedback_id"].tolist() == ids[2:]
+    assert store.feedback_since(last=2)["quality"].tolist() == [0.75, 1.0]
+    assert store.feedback_since(ids[-1]).empty
+    with pytest.raises(InvalidRequestError, match="window"):
+        store.feedback_since(last=0)
+
+
+def test_one_feedback_per_request(store: FeedbackStore) -> None:
     log(store, "r1")
-    store.add_feedback("r1", quality=1.0)
-    cut = datetime.now(UTC)
-    store.add_feedback("r1", quality=0.5)
-    assert store.count_feedback() == 2
-    for since in (cut, cut.isoformat(), cut.replace(tzinfo=None), pd.Timestamp(cut)):
-        assert store.count_feedback(since) == 1
-        assert store.feedback_since(since)["quality"].tolist() == [0.5]
-    # Another time zone names the same instant.
-    local = cut.astimezone(timezone(timedelta(hours=5)))
-    assert store.count_feedback(local.isoformat()) == 1
-    assert store.feedback_since(datetime.now(UTC) + timedelta(hours=1)).empty
+    store.add_feedback("r1", thumbs_up=True)
+    with pytest.raises(DuplicateFeedbackError, match="r1"):
+        store.add_feedback("r1", thumbs_up=False)
+    assert store.feedback_since()["quality"].tolist() == [1.0]
+
+
+def test_racing_repeats_keep_exactly_one(store: FeedbackStore) -> None:
+    log(store, "r1")
+
+    def add(i: int) -> str:
+        try:
+            store.add_feedback("r1", quality=i / 10)
+            return "stored"
+        except DuplicateFeedbackError:
+            return "duplicate"
+
+    with ThreadPoolExecutor(10) as pool:
+        outcomes = sorted(pool.map(add, range(10)))
+    assert outcomes == ["duplicate"] * 9 + ["stored"]
+    assert store.count_feedback() == 1
 
 
 @pytest.mark.parametrize(
@@ -86,6 +110,10 @@ def test_since_filters_with_any_timestamp_form(store: FeedbackStore) -> None:
         ({"quality": float("nan")}, InvalidRequestError, "quality"),
         ({}, InvalidRequestError, "quality"),
         ({"quality": 1.0, "cost": -1.0}, InvalidRequestError, "cost"),
+        ({"quality": 1.0, "cost": 1e308}, InvalidRequestError, "cost"),
+        ({"quality": 1.0, "cost": float("inf")}, InvalidRequestError, "cost"),
+        ({"quality": 1.0, "latency_s": 1e9}, InvalidRequestError, "latency_s"),
+        ({"quality": 1.0, "latency_s": float("nan")}, InvalidRequestError, "latency_s"),
         ({"thumbs_up": "yes"}, InvalidRequestError, "thumbs_up"),
     ],
 )
@@ -114,12 +142,13 @@ def test_concurrent_writers_lose_nothing(store: FeedbackStore) -> None:
 
 def test_one_trigger_per_gap(store: FeedbackStore) -> None:
     with ThreadPoolExecutor(8) as pool:
-        claims = list(pool.map(lambda _: store.claim_trigger(None, 5, 3600), range(8)))
+        claims = list(pool.map(lambda _: store.claim_trigger(7, 5, 3600), range(8)))
     granted = [c for c in claims if c is not None]
     assert len(granted) == 1
     store.finish_trigger(granted[0], flow_run_id="run-1", error=None)
-    assert store.claim_trigger(None, 5, 3600) is None
+    assert store.claim_trigger(9, 5, 3600) is None
     assert store.last_trigger() is not None
+    assert store.last_trigger_feedback_id() == 7
 
 
 def _worker(url: str, prefix: str, n: int) -> None:

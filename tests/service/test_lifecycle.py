@@ -38,7 +38,7 @@ def health(client) -> dict:
 
 
 def set_alias(version: str | None) -> None:
-    from mixllm.registry import tracking as registry
+    from mixllm.registry import stores as registry
 
     c = registry.client()
     if version is None:
@@ -105,7 +105,7 @@ def test_nothing_to_serve_is_not_ready(
     from tests.service.conftest import _forget_bentoml_metrics
 
     with patched_env({"MIXLLM_MODEL_NAME": "mixllm-router", "MIXLLM_HOME": str(tmp_path)}):
-        from mixllm.registry import tracking as registry
+        from mixllm.registry import stores as registry
 
         if registry.current_alias_version(registry.MODEL_NAME, registry.CHAMPION):
             registry.client().delete_registered_model(registry.MODEL_NAME)
