@@ -60,6 +60,7 @@ class InFlight:
         }
 
 
+@dataclass
 class _EncodeJob:
     router: Any
     text: str
