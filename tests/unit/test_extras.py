@@ -18,7 +18,7 @@ BLOCKER = """
 import sys
 class _Blocked:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"prefect", "mlflow", "bentoml"}:
+        if name.split(".")[0] in {"prefect", "mlflow", "bentoml", "sqlalchemy", "redis"}:
             raise ImportError(f"{name} is an optional extra and is not installed")
 sys.meta_path.insert(0, _Blocked())
 """
@@ -44,7 +44,7 @@ def test_train_route_evaluate_without_pipeline_or_service_extras(tmp_path: Path)
         ):
             result = run(app, args)
             assert result.exit_code == 0, (args[0], result.output, repr(result.exception))
-        for name in ("prefect", "mlflow", "bentoml"):
+        for name in ("prefect", "mlflow", "bentoml", "sqlalchemy", "redis"):
             assert name not in sys.modules, name
         print("ok")
         """
