@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from mixllm.registry.feedback import MAX_COST_USD, MAX_LATENCY_S, FeedbackStore
+from mixllm.core.bounds import MAX_COST_USD, MAX_LATENCY_S
+from mixllm.registry.feedback import FeedbackStore
 from tests.tiny_data import SPECIALISTS, query
 
 pytestmark = [pytest.mark.service, pytest.mark.timeout(300)]
