@@ -45,8 +45,12 @@ def check_text(value: str, where: str) -> str:
     return value
 
 
+class _NonFinite(str):
+    """Stands for a ``NaN`` / ``Infinity`` literal until ``check_value`` names its field."""
+
+
 def _no_constant(name: str) -> Any:
-    raise InvalidRequestError(f"request body contains {name}, which is not a finite number")
+    return _NonFinite(name)
 
 
 def parse_body(raw: bytes, limit: int | None = None) -> Any:
@@ -81,6 +85,8 @@ def check_value(value: Any) -> None:
         item, where, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise InvalidRequestError(_TOO_DEEP)
+        if isinstance(item, _NonFinite):
+            raise InvalidRequestError(f"{where or 'request body'}: {item} is not a finite number")
         if isinstance(item, str):
             check_text(item, where or "body")
         elif isinstance(item, dict):
