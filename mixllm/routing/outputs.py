@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mixllm.core.errors import InvalidRequestError
+from mixllm.core.text import check_text
 from mixllm.core.tokens import count_tokens_many
 
 
@@ -61,7 +62,7 @@ def as_batch(queries: pd.DataFrame | Sequence[str] | str) -> tuple[list[str], np
 
     A frame may carry ``prompt_tokens`` (or a ``prompt`` column to count them from);
     plain strings are their own prompt. Raises ``InvalidRequestError`` on empty or
-    non-text queries.
+    non-text queries and on text that is not valid Unicode (``mixllm.core.text``).
     """
     if isinstance(queries, str):
         queries = [queries]
@@ -74,6 +75,8 @@ def as_batch(queries: pd.DataFrame | Sequence[str] | str) -> tuple[list[str], np
     bad = [i for i, q in enumerate(texts) if not isinstance(q, str) or not q.strip()]
     if bad:
         raise InvalidRequestError(f"empty or non-text query at position(s) {bad[:5]}")
+    for i, q in enumerate(texts):
+        check_text(q, f"query {i}")
     q_tokens = count_tokens_many(texts).astype(float)
     if isinstance(queries, pd.DataFrame) and "prompt_tokens" in queries:
         prompt = queries["prompt_tokens"].to_numpy(dtype=float)

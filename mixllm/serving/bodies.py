@@ -1,9 +1,5 @@
-"""What every request body and text must be before any endpoint sees it.
-
-One policy for text that is not valid Unicode, on every entry point (JSON bodies, the CLI):
-**reject** with a message naming where the problem is. Replacing would route and bill a text
-the caller never wrote; a lone surrogate (``"\\ud83d"`` in JSON) cannot even be encoded as
-UTF-8, so it would fail later in the tokenizer or the embedding model, far from the request.
+"""What every request body must be before any endpoint sees it; its texts follow the one
+Unicode policy of ``mixllm.core.text`` (reject, naming where).
 
 A body is also refused when it is over the size limit, not UTF-8, not JSON, nested deeper
 than ``MAX_DEPTH``, or carries a non-finite number (``NaN``, ``Infinity``).
@@ -13,16 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Any
 
 from mixllm.core.errors import InvalidRequestError, PayloadTooLargeError
+from mixllm.core.text import check_text
 
 MAX_BODY_BYTES_ENV = "MIXLLM_MAX_BODY_BYTES"
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # room for a 128k-token conversation in JSON
 MAX_DEPTH = 32  # OpenAI bodies nest ~6 levels (messages -> content parts -> ...)
 _TOO_DEEP = f"request body is nested deeper than {MAX_DEPTH} levels"
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def max_body_bytes() -> int:
@@ -31,18 +26,6 @@ def max_body_bytes() -> int:
         return int(os.environ.get(MAX_BODY_BYTES_ENV, DEFAULT_MAX_BODY_BYTES))
     except ValueError:
         return DEFAULT_MAX_BODY_BYTES
-
-
-def check_text(value: str, where: str) -> str:
-    """``value`` unchanged if it is valid Unicode; InvalidRequestError naming ``where`` and
-    the position of the first lone surrogate otherwise."""
-    bad = _SURROGATE.search(value)
-    if bad is not None:
-        raise InvalidRequestError(
-            f"{where}: not valid Unicode (lone surrogate \\u{ord(bad.group()):04x} at "
-            f"character {bad.start()}); send UTF-8 text"
-        )
-    return value
 
 
 class _NonFinite(str):

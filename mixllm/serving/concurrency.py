@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from mixllm.core.errors import InvalidRequestError
+from mixllm.core.text import check_text
 from mixllm.routing.latency import QueueState
-from mixllm.serving.bodies import check_text
 from mixllm.serving.embeddings import QueryEmbeddings
 
 

@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from mixllm.core.bounds import MAX_COST_USD, MAX_LATENCY_S
 from mixllm.core.errors import InvalidRequestError, PayloadTooLargeError
+from mixllm.core.text import check_text
 from mixllm.serving import openai_compat
 from mixllm.serving.backends import content_text
-from mixllm.serving.bodies import check_text
 from mixllm.serving.settings import max_prompt_chars, max_query_chars
 
 MAX_BUDGET_FRACTION = openai_compat.MAX_BUDGET_FRACTION

@@ -144,8 +144,8 @@ def route(
     """Pick the LLM for QUERY and show every candidate's predictions."""
     _setup_logging(False)
     try:
+        from mixllm.core.text import check_text
         from mixllm.routing.router import MixLLMRouter
-        from mixllm.serving.bodies import check_text
 
         # Same policy as the service: text that is not valid Unicode is refused (raw
         # non-UTF-8 bytes in argv arrive as lone surrogates through surrogateescape).
