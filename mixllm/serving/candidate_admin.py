@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from mixllm.core.errors import InvalidRequestError, NotFoundError
@@ -17,23 +18,16 @@ from mixllm.serving.requests import AddLLMRequest
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class CandidateAdmin:
     """Runtime candidate changes over the champion slot, and each candidate's price facts."""
 
-    def __init__(
-        self,
-        slot: ChampionSlot,
-        backends: BackendRegistry,
-        inflight: InFlight,
-        overrides: Overrides,
-        swap_lock: threading.Lock,
-    ) -> None:
-        self.slot = slot
-        self.backends = backends
-        self.inflight = inflight
-        self.overrides = overrides
-        # Held while the candidate set changes, so a champion swap never loses the change.
-        self.swap_lock = swap_lock
+    slot: ChampionSlot
+    backends: BackendRegistry
+    inflight: InFlight
+    overrides: Overrides
+    # Held while the candidate set changes, so a champion swap never loses the change.
+    swap_lock: threading.Lock
 
     def list_llms(self) -> dict[str, Any]:
         """Every LLM the router knows: active or not, prices, backend, requests in flight."""

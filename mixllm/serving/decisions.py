@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from mixllm.core.prices import load_prices
@@ -21,27 +22,18 @@ from mixllm.serving.metrics import ServiceMetrics
 from mixllm.serving.requests import ChatRequest, RouteRequest, chat_query
 
 
+@dataclass(eq=False)
 class RouteDecider:
     """One routing decision per request, logged to the feedback store for later feedback."""
 
-    def __init__(
-        self,
-        slot: ChampionSlot,
-        backends: BackendRegistry,
-        batcher: EncodeBatcher,
-        inflight: InFlight,
-        store: FeedbackStore,
-        metrics: ServiceMetrics,
-        concurrency: Callable[[str], int],
-    ) -> None:
-        self.slot = slot
-        self.backends = backends
-        self.batcher = batcher
-        self.inflight = inflight
-        self.store = store
-        self.metrics = metrics
-        self.concurrency = concurrency
-        self._default_prices: Any = None
+    slot: ChampionSlot
+    backends: BackendRegistry
+    batcher: EncodeBatcher
+    inflight: InFlight
+    store: FeedbackStore
+    metrics: ServiceMetrics
+    concurrency: Callable[[str], int]  # requests an LLM serves at once (queue penalty)
+    _default_prices: Any = field(default=None, init=False, repr=False)
 
     def decide(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from mixllm.registry.feedback import FeedbackStore
@@ -14,20 +15,14 @@ from mixllm.serving.retraining import RetrainTrigger
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class FeedbackIntake:
     """Feedback on earlier decisions: committed first, then applied to the serving router."""
 
-    def __init__(
-        self,
-        slot: ChampionSlot,
-        store: FeedbackStore,
-        metrics: ServiceMetrics,
-        retrainer: RetrainTrigger,
-    ) -> None:
-        self.slot = slot
-        self.store = store
-        self.metrics = metrics
-        self.retrainer = retrainer
+    slot: ChampionSlot
+    store: FeedbackStore
+    metrics: ServiceMetrics
+    retrainer: RetrainTrigger
 
     def feedback(self, req: FeedbackRequest) -> dict[str, Any]:
         """POST /feedback: commit it, then learn from it online; 2xx means committed.

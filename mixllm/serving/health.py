@@ -3,6 +3,7 @@ and the Prometheus scrape."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from mixllm.core.errors import MixLLMError
@@ -14,22 +15,15 @@ from mixllm.serving.metrics import ServiceMetrics, scrape_text
 from mixllm.serving.retraining import RetrainTrigger
 
 
+@dataclass(eq=False)
 class ServiceHealth:
     """Read-only reports on the champion slot, the feedback store and requests in flight."""
 
-    def __init__(
-        self,
-        slot: ChampionSlot,
-        store: FeedbackStore,
-        inflight: InFlight,
-        metrics: ServiceMetrics,
-        retrainer: RetrainTrigger,
-    ) -> None:
-        self.slot = slot
-        self.store = store
-        self.inflight = inflight
-        self.metrics = metrics
-        self.retrainer = retrainer
+    slot: ChampionSlot
+    store: FeedbackStore
+    inflight: InFlight
+    metrics: ServiceMetrics
+    retrainer: RetrainTrigger
 
     def health(self) -> dict[str, Any]:
         """GET /healthz: what serves, how it was loaded, how much feedback is stored."""
