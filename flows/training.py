@@ -38,7 +38,7 @@ from mixllm.core.errors import ConfigError
 from mixllm.core.paths import default_data_path
 from mixllm.core.types import RoutingData
 from mixllm.data import splits as workflow
-from mixllm.data.loaders import long_from_frame
+from mixllm.data.long_format import long_from_frame
 from mixllm.registry import evalset, gate, stores
 from mixllm.registry.publish import PublishRequest
 from mixllm.routing.router import MixLLMRouter

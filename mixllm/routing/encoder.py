@@ -1,4 +1,5 @@
-"""Query encoders: sentence-transformers with tag-contrastive fine-tuning, and a cache."""
+"""Query encoders: sentence-transformers with tag-contrastive fine-tuning, and a hashed n-gram
+encoder; saving and loading them by kind. The embedding cache is ``embedding_cache``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import hashlib
 import json
 import logging
 import shutil
-import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,13 +15,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from mixllm.core.errors import ConfigError
+from mixllm.routing.embedding_cache import EmbeddingCache, encode_cached
 
 log = logging.getLogger(__name__)
-
-
-def text_key(fingerprint: str, text: str) -> str:
-    """Content hash of ``text`` under the encoder ``fingerprint``."""
-    return hashlib.sha256(f"{fingerprint}\0{text}".encode()).hexdigest()
 
 
 @runtime_checkable
@@ -37,76 +33,6 @@ class Encoder(Protocol):
     def encode(
         self, texts: Sequence[str], progress: bool = False, cache: bool = True
     ) -> np.ndarray: ...
-
-
-class EmbeddingCache:
-    """Content-addressed embedding store (SQLite): a query seen once is never embedded again."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
-            self._conn = conn
-        return self._conn
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        """Cached vectors for the keys that are present."""
-        out: dict[str, np.ndarray] = {}
-        with self._lock:
-            db = self._db()
-            for start in range(0, len(keys), 500):
-                chunk = list(keys[start : start + 500])
-                marks = ",".join("?" * len(chunk))
-                rows = db.execute(f"SELECT key, vec FROM emb WHERE key IN ({marks})", chunk)
-                out.update({k: np.frombuffer(v, dtype=np.float32) for k, v in rows})
-        return out
-
-    def put_many(self, items: dict[str, np.ndarray]) -> None:
-        """Store vectors (float32)."""
-        rows = [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()]
-        with self._lock:
-            db = self._db()
-            db.executemany("INSERT OR REPLACE INTO emb (key, vec) VALUES (?, ?)", rows)
-            db.commit()
-
-    def __getstate__(self) -> dict:
-        return {"path": self.path}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["path"])
-
-
-def encode_cached(
-    texts: Sequence[str],
-    fingerprint: str,
-    dim: int,
-    compute: callable,
-    cache: EmbeddingCache | None,
-) -> np.ndarray:
-    """Encode ``texts`` with ``compute`` for the misses only; duplicates are embedded once."""
-    out = np.empty((len(texts), dim), dtype=np.float32)
-    keys = [text_key(fingerprint, t) for t in texts]
-    found = cache.get_many(list(dict.fromkeys(keys))) if cache is not None else {}
-    missing = list(dict.fromkeys(k for k in keys if k not in found))
-    if missing:
-        first_text = {}
-        for k, t in zip(keys, texts, strict=True):
-            first_text.setdefault(k, t)
-        vecs = compute([first_text[k] for k in missing])
-        fresh = dict(zip(missing, vecs, strict=True))
-        if cache is not None:
-            cache.put_many(fresh)
-        found.update(fresh)
-    for i, k in enumerate(keys):
-        out[i] = found[k]
-    return out
 
 
 def default_model_path() -> str:

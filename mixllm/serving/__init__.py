@@ -9,8 +9,11 @@ Modules: ``settings`` (ServiceSettings, env parsing), ``requests`` (request bodi
 ``edge`` (HTTP status per error, validation messages), ``metrics`` (Prometheus),
 ``concurrency`` (InFlight, EncodeBatcher), ``embeddings`` (in-memory LRU of
 query embeddings), ``champion`` (Champion, sources, hot swap), ``candidates`` (runtime
-candidate changes), ``chat`` (forwarding to backends), ``retraining`` (the trigger),
-``service`` (RoutingService).
+candidate helpers), ``candidate_admin`` (listing, adding, removing candidates),
+``decisions`` (routing decisions), ``chat`` (forwarding to backends), ``feedback_intake``
+(feedback stored and learned online), ``health`` (health, readiness, models, scrape),
+``watcher`` (champion watcher thread), ``retraining`` (the trigger), ``service``
+(RoutingService, the facade over them).
 """
 
 from mixllm.serving.champion import Champion, ChampionSlot, ChampionSource, RegistrySource

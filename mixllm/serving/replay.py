@@ -105,7 +105,7 @@ class ReplayBackend:
         row = index.exact.get(_norm(text))
         if row is not None and answers[row] is not None:
             return row, "exact", 1.0
-        from mixllm.data.loaders import last_block
+        from mixllm.data.routerbench import last_block
 
         query_vec = index.vectorizer.transform([last_block(text)])
         sims = (index.matrix @ query_vec.T).toarray().ravel()
@@ -194,8 +194,9 @@ def _build_index(path: Path) -> _ReplayIndex:
     """Read RouterBench wide data and index its recorded answers for lookup."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    from mixllm.data.loaders import COST_SUFFIX, RESPONSE_SUFFIX, last_block, parse_turns, read_path
-    from mixllm.data.loaders import routerbench_llms as discover
+    from mixllm.data.routerbench import COST_SUFFIX, RESPONSE_SUFFIX, last_block, parse_turns
+    from mixllm.data.routerbench import routerbench_llms as discover
+    from mixllm.data.tables import read_path
 
     df = read_path(path)
     llms = discover(df.columns)
@@ -233,7 +234,7 @@ def _build_index(path: Path) -> _ReplayIndex:
 
 
 def _answer_text(value: Any) -> str | None:
-    from mixllm.data.loaders import parse_turns
+    from mixllm.data.routerbench import parse_turns
 
     turns = parse_turns(value)
     return "\n\n".join(turns) if turns else None

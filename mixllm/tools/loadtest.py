@@ -10,13 +10,14 @@ Nothing here imports bentoml or prefect; ``flows/bench_cli.py`` drives it agains
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import httpx
 
@@ -26,6 +27,9 @@ LOOPBACK = "127.0.0.1"
 SERVICE_START = "<!-- service:start -->"
 SERVICE_END = "<!-- service:end -->"
 ROUTE_CONCURRENCY = 16  # the durability check routes its queries at most this many at a time
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 # -- small pure helpers ------------------------------------------------------------------
@@ -81,6 +85,21 @@ def write_section(path: str | Path, section: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(replace_section(old, section))
     return path
+
+
+def blocking(coroutine_fn: Callable[P, Coroutine[Any, Any, R]], doc: str) -> Callable[P, R]:
+    """A blocking twin of ``coroutine_fn`` with its signature: one event loop per call.
+
+    The sync entry points are the async ones run to completion; wrapping them here keeps one
+    parameter list per measurement instead of two that must be kept in step."""
+
+    @functools.wraps(coroutine_fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return asyncio.run(coroutine_fn(*args, **kwargs))
+
+    run.__name__ = run.__qualname__ = coroutine_fn.__name__.removeprefix("a")
+    run.__doc__ = doc
+    return run
 
 
 # -- /route load -------------------------------------------------------------------------
@@ -220,28 +239,10 @@ async def aroute_load(
     )
 
 
-def route_load(
-    url: str,
-    queries: Sequence[str],
-    concurrency: int,
-    n_requests: int,
-    timeout: float = 30.0,
-    *,
-    budget: float | None = None,
-    max_seconds: float = 300.0,
-) -> LoadResult:
-    """Send ``n_requests`` POST /route (queries cycled) with ``concurrency`` clients; measure."""
-    return asyncio.run(
-        aroute_load(
-            url,
-            queries,
-            concurrency,
-            n_requests,
-            timeout,
-            budget=budget,
-            max_seconds=max_seconds,
-        )
-    )
+route_load = blocking(
+    aroute_load,
+    "Send ``n_requests`` POST /route (queries cycled) with ``concurrency`` clients; measure.",
+)
 
 
 # -- feedback durability -----------------------------------------------------------------
@@ -332,24 +333,13 @@ async def afeedback_durability(
     return Durability(len(bodies), accepted, before, after)
 
 
-def feedback_durability(
-    url: str,
-    n: int,
-    concurrency: int | None = None,
-    *,
-    queries: Sequence[str] | None = None,
-    timeout: float = 60.0,
-    max_seconds: float = 300.0,
-) -> Durability:
+feedback_durability = blocking(
+    afeedback_durability,
     """Route ``n`` queries, post ``n`` feedback items at once, count the store's rows around it.
 
     ``concurrency`` bounds the feedback posts in flight (default: all ``n``); the routing
     before them uses at most 16 at a time. ``feedback_count`` comes from GET /healthz. Returns
     (posted, accepted, rows_before, rows_after); durable is ``Durability.ok(n)``: all ``n``
     posted and accepted and exactly ``n`` new rows.
-    """
-    return asyncio.run(
-        afeedback_durability(
-            url, n, concurrency, queries=queries, timeout=timeout, max_seconds=max_seconds
-        )
-    )
+    """,
+)

@@ -11,7 +11,9 @@ import pytest
 from mixllm.core.paths import default_data_path
 from mixllm.core.prices import derive_prices, load_prices, price_report
 from mixllm.core.types import RoutingData
-from mixllm.data.loaders import load_data, load_messplus, read_path, routerbench_llms
+from mixllm.data.loaders import load_data, load_messplus
+from mixllm.data.routerbench import routerbench_llms
+from mixllm.data.tables import read_path
 
 pytestmark = pytest.mark.data
 

@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy.exc
 
 from mixllm.core.errors import ConfigError, DataError
-from mixllm.data.loaders import long_from_frame, routerbench_from_frame
+from mixllm.data.long_format import long_from_frame
+from mixllm.data.routerbench import routerbench_from_frame
 from tests.tiny_data import LLMS, STRONG, tiny_frame
 
 pytestmark = pytest.mark.flow

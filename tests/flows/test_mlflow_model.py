@@ -16,7 +16,7 @@ from tests.tiny_data import LLMS, SPECIALISTS, tiny_frame
 @pytest.fixture(scope="module")
 def router():
     from mixllm.core.config import MixLLMConfig
-    from mixllm.data.loaders import routerbench_from_frame
+    from mixllm.data.routerbench import routerbench_from_frame
     from mixllm.routing.router import MixLLMRouter
 
     config = MixLLMConfig.model_validate(

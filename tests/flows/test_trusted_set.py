@@ -12,7 +12,8 @@ import pytest
 
 from mixllm.core.config import MixLLMConfig
 from mixllm.core.errors import RegistryError
-from mixllm.data.loaders import load_routerbench, long_from_frame
+from mixllm.data.loaders import load_routerbench
+from mixllm.data.long_format import long_from_frame
 from mixllm.registry import evalset
 from mixllm.registry.gate import (
     CHALLENGER,

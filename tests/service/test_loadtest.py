@@ -300,14 +300,14 @@ def test_durability_notices_lost_and_rejected_feedback(fake: FakeService) -> Non
     assert not rejected.ok(20)
 
 
-# -- the benchmark command's helpers (flows/bench_cli.py) -----------------------------------
+# -- the benchmark command's helpers (flows/bench_process.py, flows/bench_report.py) ------------
 
 
 def test_stop_service_ends_the_whole_process_group(tmp_path) -> None:
     import os
     import subprocess
 
-    from flows.bench_cli import stop_service
+    from flows.bench_process import stop_service
 
     pid_file = tmp_path / "child.pid"
     proc = subprocess.Popen(  # a server-like parent with a child of its own, like bentoml
@@ -327,7 +327,7 @@ def test_stop_service_ends_the_whole_process_group(tmp_path) -> None:
 
 
 def test_render_section_reports_numbers_and_goals(fake: FakeService) -> None:
-    from flows.bench_cli import render_section
+    from flows.bench_report import render_section
 
     low = route_load(fake.url, ["d=4"], concurrency=1, n_requests=5, timeout=5)
     fake.state.delay_s = 0.05

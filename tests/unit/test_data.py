@@ -12,16 +12,9 @@ import pytest
 from mixllm.core.errors import DataError
 from mixllm.core.prices import load_prices
 from mixllm.core.tokens import count_tokens, count_tokens_many
-from mixllm.data.loaders import (
-    last_block,
-    load_data,
-    load_long,
-    load_messplus,
-    load_routerbench,
-    load_routerbench_hub,
-    parse_hf_path,
-    parse_turns,
-)
+from mixllm.data.hub import load_routerbench_hub, parse_hf_path
+from mixllm.data.loaders import load_data, load_long, load_messplus, load_routerbench
+from mixllm.data.routerbench import last_block, parse_turns
 
 # --------------------------------------------------------------------------- tokens
 
@@ -126,7 +119,7 @@ def test_routerbench_missing_quality_skipped_and_counted(
 ) -> None:
     df = routerbench_df.copy()
     df.loc[[1, 4], "beta/b-7b"] = np.nan
-    with caplog.at_level(logging.WARNING, logger="mixllm.data.loaders"):
+    with caplog.at_level(logging.WARNING, logger="mixllm.data"):
         data = load_routerbench(write_data(df, tmp_path / "rb.csv"))
     assert len(data) == 4
     assert data.report.skipped_missing_quality == 2

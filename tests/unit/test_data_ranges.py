@@ -20,7 +20,7 @@ def test_quality_outside_unit_interval_is_reported_and_skipped(
 ) -> None:
     df = routerbench_df.copy()
     df.loc[2, "beta/b-7b"] = bad
-    with caplog.at_level(logging.WARNING, logger="mixllm.data.loaders"):
+    with caplog.at_level(logging.WARNING, logger="mixllm.data"):
         data = load_routerbench(write_data(df, tmp_path / "rb.csv"))
     assert len(data) == 5 and data.report.skipped_other == 1
     assert float(np.nanmax(data.quality)) <= 1.0 and float(np.nanmin(data.quality)) >= 0.0

@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 
+from mixllm.routing.embedding_cache import EmbeddingCache, encode_cached
 from mixllm.routing.encoder import (
-    EmbeddingCache,
     HashEncoder,
     SentenceEncoder,
-    encode_cached,
     load_encoder,
     save_encoder,
 )

@@ -1,0 +1,61 @@
+"""What `mixllm benchmark-service` sends and times in process: distinct RouterBench queries,
+and single uncached queries through the champion's bare encoder."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def benchmark_queries(data: str | None, seed: int = 0) -> list[str]:
+    """Distinct RouterBench queries (the `query` column), shuffled with ``seed``."""
+    from mixllm.core.paths import default_data_path
+    from mixllm.data.loaders import load_data
+
+    routing = load_data(data or default_data_path())
+    limit = int(os.environ.get("MIXLLM_MAX_QUERY_CHARS", "20000"))
+    texts = [str(q).strip() for q in routing.queries["query"]]
+    texts = list(dict.fromkeys(t for t in texts if t and len(t) <= limit))
+    random.Random(seed).shuffle(texts)
+    return texts
+
+
+def take(pool: list[str], start: int, n: int) -> list[str]:
+    """``n`` queries from ``pool`` starting at ``start``, wrapping around if the pool is short."""
+    return [pool[(start + i) % len(pool)] for i in range(n)]
+
+
+def _bare_encode(encoder: Any) -> Callable[[str], Any]:
+    """One query through the encoder's model, never through its embedding cache."""
+    compute = getattr(encoder, "_compute", None)  # SentenceEncoder: the model without the cache
+    if compute is not None:
+        return lambda q: compute([q], False)
+    return lambda q: encoder.encode([q])
+
+
+def embedding_times(version: str, queries: list[str], warmup: list[str]) -> dict[str, Any]:
+    """Load champion ``version``'s router in process and time single uncached queries (ms)."""
+    from mixllm.registry import stores as registry
+    from mixllm.tools.loadtest import percentile
+
+    router, _ = registry.load_version(registry.MODEL_NAME, version)
+    encoder = router.encoder_
+    encode = _bare_encode(encoder)
+    for q in warmup:  # loads the model, first-call allocations
+        encode(q)
+    times = []
+    for q in queries:
+        t0 = time.perf_counter()
+        encode(q)
+        times.append((time.perf_counter() - t0) * 1000)
+    return {
+        "encoder": type(encoder).__name__,
+        "max_seq_length": getattr(encoder, "max_seq_length", None),
+        "samples": len(times),
+        "p50_ms": round(percentile(times, 50), 3),
+        "p99_ms": round(percentile(times, 99), 3),
+        "cache_dir_configured": router.cfg.encoder.cache_dir,
+    }

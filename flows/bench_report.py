@@ -1,0 +1,118 @@
+"""The results of `mixllm benchmark-service`: its goals, the verdict on them, and the
+"## Service" markdown section and console summary written from one run's numbers."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+GOAL_P50_MS = 20.0  # /route p50 at concurrency 1
+GOAL_RPS = 100.0  # /route throughput at concurrency 16
+LOW, HIGH = 1, 16  # the two concurrencies measured
+
+
+def goals_met(low: Any, high: Any, durability_ok: bool) -> dict[str, bool]:
+    """Which goals the run met: ``low`` and ``high`` are the two ``LoadResult``s."""
+    return {
+        "p50_c1": bool(low.errors == 0 and low.p50_ms <= GOAL_P50_MS),
+        "rps_c16": bool(high.errors == 0 and high.throughput_rps >= GOAL_RPS),
+        "durability": durability_ok,
+    }
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.1f}"
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def render_section(r: dict[str, Any]) -> str:
+    """The "## Service" markdown of one run's results ``r``."""
+    low, high = r["route"][f"c{LOW}"], r["route"][f"c{HIGH}"]
+    emb, dur, goals, m = r["embedding"], r["durability"], r["goals"], r["machine"]
+    new_rows = dur["rows_after"] - dur["rows_before"]
+    workers = f"{r['workers']} worker" + ("s" if r["workers"] != 1 else "")
+    rows = [
+        f"| {x['concurrency']} | {x['requests']} | {x['errors']} | {_ms(x['p50_ms'])} | "
+        f"{_ms(x['p90_ms'])} | {_ms(x['p99_ms'])} | {x['throughput_rps']:.1f} | "
+        f"{_ms(x['decision_p50_ms'])} |"
+        for x in (low, high)
+    ]
+    goal_rows = [
+        f"| `/route` p50 <= {GOAL_P50_MS:g} ms at concurrency {LOW} | "
+        f"{_ms(low['p50_ms'])} ms | {_yes(goals['p50_c1'])} |",
+        f"| >= {GOAL_RPS:g} requests/s at concurrency {HIGH} | "
+        f"{high['throughput_rps']:.1f} req/s | {_yes(goals['rps_c16'])} |",
+        f"| {dur['n']} concurrent feedback posts -> exactly {dur['n']} new rows | "
+        f"+{new_rows} rows, {dur['accepted']} accepted | {_yes(goals['durability'])} |",
+    ]
+    if emb["cache_dir_configured"]:
+        cache = f"the router's configured `{emb['cache_dir_configured']}` (may hold embeddings)"
+    else:
+        cache = (
+            "cold (a fresh `MIXLLM_HOME`), and each measured query is a distinct RouterBench "
+            "query sent once, so every request computes its embedding"
+        )
+    if r["queries"]["reused"]:
+        cache += f" (only {r['queries']['distinct']} distinct queries: some were sent twice)"
+    ratio = r["ratio_route_p50_to_embedding_p50"]
+    lines = [
+        "## Service",
+        "",
+        f"`POST /route` of `mixllm serve` (BentoML, {workers}, router "
+        f"v{r['router_version']} @champion), embedding included, on real RouterBench queries; "
+        "feedback durability under load. Measured by",
+        "",
+        "```bash",
+        r["command"],
+        "```",
+        "",
+        f"on {r['date']}: {m['cpus']} CPUs, load average {m['loadavg_start']:.2f} before the "
+        f"service started and {m['loadavg_end']:.2f} at the end{m['note']}. Embedding cache of "
+        f"the served router: {cache}. {r['warmup_requests']} warm-up requests first, not "
+        'counted. Latency is measured at the client (HTTP included); "decision" is the '
+        "`decision_ms` the service reports.",
+        "",
+        "| concurrency | requests | errors | p50 ms | p90 ms | p99 ms | throughput req/s "
+        "| decision p50 ms |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Bare single-query embedding with the champion's encoder (`{emb['encoder']}`, max "
+        f"{emb['max_seq_length']} tokens) in process after the service stopped, same run, "
+        f"{emb['samples']} uncached queries: p50 {_ms(emb['p50_ms'])} ms, p99 "
+        f"{_ms(emb['p99_ms'])} ms. Ratio of `/route` p50 at concurrency {LOW} to the embedding "
+        f"p50: **{'n/a' if ratio is None else f'{ratio:.2f}'}**.",
+        "",
+        f"Feedback durability: {dur['n']} queries routed, then {dur['posted']} feedback posts "
+        f"all in flight at once -> {dur['accepted']} accepted (2xx), `feedback_count` "
+        f"{dur['rows_before']} -> {dur['rows_after']} (+{new_rows}).",
+        "",
+        "| goal | measured | met |",
+        "|---|---|---|",
+        *goal_rows,
+        "",
+        f"Raw numbers: [{r['json_name']}]({r['json_name']}).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def summary(r: dict[str, Any], out: str, json_path: str) -> str:
+    """The console lines of one run's results ``r``."""
+    low, high = r["route"][f"c{LOW}"], r["route"][f"c{HIGH}"]
+    emb, dur, goals = r["embedding"], r["durability"], r["goals"]
+    return (
+        f"/route c={LOW}: p50 {_ms(low['p50_ms'])} ms, p99 {_ms(low['p99_ms'])} ms, "
+        f"{low['throughput_rps']:.1f} req/s, {low['errors']} errors\n"
+        f"/route c={HIGH}: p50 {_ms(high['p50_ms'])} ms, p99 {_ms(high['p99_ms'])} ms, "
+        f"{high['throughput_rps']:.1f} req/s, {high['errors']} errors\n"
+        f"bare embedding p50 {_ms(emb['p50_ms'])} ms; route p50 / embedding p50 = "
+        f"{r['ratio_route_p50_to_embedding_p50']}\n"
+        f"durability: posted {dur['posted']}, accepted {dur['accepted']}, rows "
+        f"{dur['rows_before']} -> {dur['rows_after']}\n"
+        f"goals: p50<={GOAL_P50_MS:g}ms@c1 {goals['p50_c1']}, >={GOAL_RPS:g}rps@c16 "
+        f"{goals['rps_c16']}, durability {goals['durability']}\n"
+        f"Wrote {out} (service section) and {json_path}."
+    )

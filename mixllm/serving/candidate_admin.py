@@ -1,0 +1,97 @@
+"""``CandidateAdmin``: the candidate LLMs of the live champion at runtime: what each one is
+(prices, backend, concurrency, requests in flight) and adding or removing one."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from mixllm.core.errors import InvalidRequestError, NotFoundError
+from mixllm.serving.backends import BackendRegistry, LLMRoute
+from mixllm.serving.candidates import Overrides, add_to_router, backend_for, price_spec
+from mixllm.serving.champion import ChampionSlot
+from mixllm.serving.concurrency import InFlight
+from mixllm.serving.requests import AddLLMRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class CandidateAdmin:
+    """Runtime candidate changes over the champion slot, and each candidate's price facts."""
+
+    slot: ChampionSlot
+    backends: BackendRegistry
+    inflight: InFlight
+    overrides: Overrides
+    # Held while the candidate set changes, so a champion swap never loses the change.
+    swap_lock: threading.Lock
+
+    def list_llms(self) -> dict[str, Any]:
+        """Every LLM the router knows: active or not, prices, backend, requests in flight."""
+        champion = self.slot.get()
+        counts = self.inflight.snapshot()
+        return {
+            "llms": [
+                self._describe_llm(champion.router, llm, counts)
+                for llm in champion.router.all_llms_
+            ],
+            "reference_llm": getattr(champion.router, "reference_llm_", None),
+            "router_version": champion.version,
+        }
+
+    def _describe_llm(self, router: Any, llm: str, counts: dict[str, int]) -> dict[str, Any]:
+        spec = price_spec(router, llm)
+        return {
+            "name": llm,
+            "active": llm in router.llms_,
+            "input_price": spec.input_price if spec else None,
+            "output_price": spec.output_price if spec else None,
+            "tokens_per_s": spec.tokens_per_s if spec else None,
+            "concurrency": self.concurrency(llm),
+            "in_flight": counts.get(llm, 0),
+            **self.backends.describe(llm),
+        }
+
+    def add_llm(self, req: AddLLMRequest) -> dict[str, Any]:
+        """Make ``req.name`` a candidate now, answered by the named (or declared) backend."""
+        if req.name in self.slot.get().router.llms_:
+            raise InvalidRequestError(f"LLM {req.name!r} is already a candidate")
+        backend = backend_for(req, self.backends)
+        with self.swap_lock:
+            router = self.slot.get().router
+            add_to_router(router, req)
+            self.backends.set_route(LLMRoute(name=req.name, backend=backend, model=req.model))
+            self.overrides.record_added(req)
+        log.info("LLM %s added (backend %s)", req.name, backend)
+        return {"added": req.name, **self.backends.describe(req.name), "llms": router.llms_}
+
+    def remove_llm(self, name: str) -> dict[str, Any]:
+        """Stop routing to ``name`` at once."""
+        with self.swap_lock:
+            router = self.slot.get().router
+            if name not in router.llms_:
+                raise NotFoundError(
+                    f"LLM {name!r} is not a candidate; active: {', '.join(router.llms_)}"
+                )
+            router.remove_llm(name)
+            self.overrides.record_removed(name)
+        log.info("LLM %s removed", name)
+        return {"removed": name, "llms": list(router.llms_)}
+
+    def concurrency(self, llm: str) -> int:
+        """Requests ``llm`` serves at once: its backend route's setting, else its price spec's."""
+        route = next((r for r in self.backends.routes() if r.name == llm), None)
+        if route is not None and route.concurrency:
+            return route.concurrency
+        spec = price_spec(self.slot.get().router, llm)
+        return int(spec.concurrency) if spec else 1
+
+    def price(self, llm: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """Dollars of one answer of ``llm``; None when the router has no price for it."""
+        spec = price_spec(self.slot.get().router, llm)
+        if spec is None:
+            return None
+        return float(spec.input_price * prompt_tokens + spec.output_price * completion_tokens)
