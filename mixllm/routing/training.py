@@ -15,11 +15,11 @@ from mixllm.core.errors import InvalidRequestError, NotFittedError
 from mixllm.core.paths import mixllm_home
 from mixllm.core.prices import PriceTable, load_prices
 from mixllm.core.types import RoutingData
-from mixllm.routing.artifact import TrainedRouter
+from mixllm.routing.artifact import CalibrationRows, TrainedRouter
 from mixllm.routing.bandit import LinUCB
 from mixllm.routing.decision import BudgetCalibration
 from mixllm.routing.encoder import Encoder, HashEncoder, SentenceEncoder
-from mixllm.routing.estimates import CandidateTable, estimate, spec_service_time
+from mixllm.routing.estimates import CandidateTable, combine, spec_service_time
 from mixllm.routing.features import FeatureMap
 from mixllm.routing.latency import ServiceTime, fit_service_time
 from mixllm.routing.outputs import as_batch
@@ -71,6 +71,7 @@ class Training:
     service: dict[str, ServiceTime] = field(default_factory=dict)
     reference_llm: str | None = None
     calibration: BudgetCalibration | None = None
+    calibration_rows: CalibrationRows | None = None
 
     @classmethod
     def start(
@@ -192,9 +193,13 @@ class Training:
         model = self.freeze()
         state = OnlineState.initial(self.llms, model.bandit_prior)
         tokens = as_batch(data.queries.iloc[idx])[1]
-        est = estimate(
-            model, state, CandidateTable.build(model, state), X[idx], [tags[i] for i in idx], tokens
+        off = model.offline(X[idx], [tags[i] for i in idx], tokens)
+        # kept (out-of-sample: made before the refit) so lambda can be re-calibrated for
+        # any candidate set at serving time (mixllm.routing.budget)
+        self.calibration_rows = CalibrationRows(
+            off, tokens, data.cost[idx].copy(), data.quality[idx].copy()
         )
+        est = combine(off, state, CandidateTable.build(model, state), tokens)
         self.calibration = BudgetCalibration.fit(
             est.quality,
             est.cost,
@@ -227,6 +232,7 @@ class Training:
             llms=tuple(self.llms),
             reference_llm=self.reference_llm,
             bandit_prior=self.bandit_prior,
+            calibration_rows=self.calibration_rows,
         )
 
 
