@@ -13,6 +13,7 @@ from mixllm.core.types import RoutingData
 from mixllm.evaluation.baselines import (
     LEARNED,
     LinearCostModel,
+    MLPRouter,
     OracleRouter,
     RandomRouter,
     SingleLLMRouter,
@@ -95,8 +96,24 @@ def evaluate_router(
     X_test = encoder.encode(texts_test, progress=progress)
     tags_train = router.tagger_.tag(texts_train, router.encoder_.encode(texts_train))
     tags_test = router.tagger_.tag(texts_test, router.encoder_.encode(texts_test))
+    # every router decides with the same cost information: MixLLM's own estimate
+    # (price table x predicted output tokens), aligned to the evaluated LLMs
+    c_hat = scores_from_predictions(router.predict(test.queries), names).cost
+    X_prompt = (
+        encoder.encode(train.queries["prompt"].tolist(), progress=progress),
+        encoder.encode(test.queries["prompt"].tolist(), progress=progress),
+    )
     outputs = baseline_outputs(
-        train, test, X_train, X_test, tags_train, tags_test, seed=seed, progress=progress
+        train,
+        test,
+        X_train,
+        X_test,
+        tags_train,
+        tags_test,
+        seed=seed,
+        progress=progress,
+        c_hat=c_hat,
+        X_prompt=X_prompt,
     )
     report = evaluate_scores(
         test,
@@ -150,18 +167,24 @@ def baseline_outputs(
     tags_test: Sequence[Sequence[str]] | None = None,
     seed: int = 0,
     progress: bool = True,
+    c_hat: np.ndarray | None = None,
+    X_prompt: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, RouterOutput]:
     """Fit every baseline on ``train`` only and return its output on ``test``.
 
-    Learned baselines share ``LinearCostModel``'s cost estimate; ``tag_mean`` is skipped
-    when no tags are given. Keys: ``knn, mlp, svm, mf, tag_mean, oracle, random`` + LLMs.
+    Learned baselines decide with the cost estimate ``c_hat`` (n_test, k) $ (give them the
+    one the compared router uses); without it, ``LinearCostModel``'s. ``tag_mean`` is
+    skipped when no tags are given. ``X_prompt`` (train, test features of the RAW prompt)
+    adds ``mlp_prompt``, RouterBench's MLP on what RouterBench embeds. Keys: ``knn, mlp,
+    svm, mf, tag_mean, sw_ranking, optllm, oracle, random`` (+ ``mlp_prompt``) + LLMs.
     """
     if list(train.llms) != list(test.llms):
         raise DataError("train and test must have the same LLM columns in the same order")
     if len(X_train) != len(train) or len(X_test) != len(test):
         raise DataError("feature rows must match the train/test queries")
-    cost_model = LinearCostModel().fit(train.queries["prompt_tokens"].to_numpy(), train.cost)
-    c_hat = cost_model.predict(test.queries["prompt_tokens"].to_numpy())
+    if c_hat is None:
+        cost_model = LinearCostModel().fit(train.queries["prompt_tokens"].to_numpy(), train.cost)
+        c_hat = cost_model.predict(test.queries["prompt_tokens"].to_numpy())
     baselines = make_baselines(seed, test.llms)
     if tags_train is None or tags_test is None:
         baselines.pop("tag_mean")
@@ -170,6 +193,9 @@ def baseline_outputs(
         outputs[name] = _baseline_output(
             name, model, train, test, (X_train, X_test), (tags_train, tags_test), c_hat
         )
+    if X_prompt is not None:
+        mlp = MLPRouter(seed=seed).fit(X_prompt[0], train.quality, train.cost)
+        outputs["mlp_prompt"] = ScoreRouterOutput(mlp.predict_quality(X_prompt[1]), c_hat)
     return outputs
 
 
