@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -81,6 +82,52 @@ def evaluate_router(
     ``candidates`` when given); the report's ``notes`` say so when that drops any.
     Raises ``UnknownLLMError`` when fewer than one such LLM remains or a candidate is unknown.
     """
+    run = collect_outputs(
+        router,
+        train,
+        test,
+        variants=variants,
+        plain_encoder=plain_encoder,
+        seed=seed,
+        progress=progress,
+        candidates=candidates,
+    )
+    report = evaluate_scores(
+        run.test,
+        run.outputs,
+        reference_llm=run.reference_llm,
+        tags=run.tags_test,
+        calibrated=run.calibrated,
+    )
+    report.notes.extend(run.notes)
+    return report
+
+
+@dataclass
+class EvaluationRun:
+    """What ``evaluate_router`` scores: every router's output on the (LLM-limited) test set."""
+
+    test: RoutingData
+    outputs: dict[str, RouterOutput]
+    calibrated: dict[str, ChoiceOutput]
+    tags_test: list[list[str]]
+    reference_llm: str | None
+    notes: list[str]
+
+
+def collect_outputs(
+    router: Any,
+    train: RoutingData,
+    test: RoutingData,
+    *,
+    variants: Mapping[str, Any] | None = None,
+    plain_encoder: Any = None,
+    seed: int = 0,
+    progress: bool = True,
+    candidates: Sequence[str] | None = None,
+) -> EvaluationRun:
+    """The outputs ``evaluate_router`` scores (same arguments), for other scorings
+    (bootstrap intervals, APGR)."""
     names, notes = shared_llms(router.llms_, test.llms, candidates)
     limit = None if names == list(router.llms_) else names
     test, train = test.select_llms(names), train.select_llms(names)
@@ -115,15 +162,14 @@ def evaluate_router(
         c_hat=c_hat,
         X_prompt=X_prompt,
     )
-    report = evaluate_scores(
+    return EvaluationRun(
         test,
         {**outputs, **sweeps},
-        reference_llm=router.reference_llm_ if router.reference_llm_ in names else None,
-        tags=tags_test,
-        calibrated=calibrated,
+        calibrated,
+        tags_test,
+        router.reference_llm_ if router.reference_llm_ in names else None,
+        notes,
     )
-    report.notes.extend(notes)
-    return report
 
 
 def shared_llms(

@@ -272,6 +272,9 @@ def run_benchmark(
         )
     )
     write_keeping_sections(out, text)
+    from mixllm.tools.bench_quality import quality_section  # peers, CIs, OOD, budget fidelity
+
+    upsert_section(out, "quality", quality_section(data_path, out.parent, base, limit))
     return out
 
 
