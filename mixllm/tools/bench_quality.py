@@ -43,8 +43,13 @@ def quality_section(
     config: MixLLMConfig | None = None,
     limit: int | None = None,
     n_boot: int = 300,
+    router: MixLLMRouter | None = None,
 ) -> str:
-    """Run every quality measurement on ``data_path`` (RouterBench) and return markdown."""
+    """Run every quality measurement on ``data_path`` (RouterBench) and return markdown.
+
+    ``router``: one already trained on this split with the training-row prices (else
+    trained here).
+    """
     cfg = config or MixLLMConfig()
     data = load_data(data_path)
     if limit:
@@ -52,7 +57,7 @@ def quality_section(
         data = data.subset(np.sort(rng.choice(len(data), min(limit, len(data)), replace=False)))
     train, test = split(data, cfg)
     prices = prices_from_rows(train, load_prices(cfg.prices_path))
-    router = MixLLMRouter(cfg, prices=prices).fit(train)
+    router = router or MixLLMRouter(cfg, prices=prices).fit(train)
     parts = [
         "## Routing quality against the peers (quality benchmark)",
         "",
@@ -240,15 +245,17 @@ def out_of_domain(data: RoutingData, cfg: MixLLMConfig, out_dir: Path) -> list[s
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m mixllm.tools.bench_quality [data] [out.md]``: refresh the section."""
+    """``python -m mixllm.tools.bench_quality [data] [out.md] [router dir]``: refresh the
+    section (the router dir: one `mixllm train` saved on the same split and prices)."""
     from mixllm.core.paths import default_data_path
     from mixllm.tools.benchmark import upsert_section
 
     args = list(sys.argv[1:] if argv is None else argv)
     data_path = args[0] if args else str(default_data_path())
     out = Path(args[1] if len(args) > 1 else "docs/BENCHMARKS.md")
+    router = MixLLMRouter.load(args[2]) if len(args) > 2 else None
     logging.basicConfig(level=logging.INFO)
-    upsert_section(out, "quality", quality_section(data_path, out.parent))
+    upsert_section(out, "quality", quality_section(data_path, out.parent, router=router))
 
 
 if __name__ == "__main__":
