@@ -16,7 +16,9 @@ class _Section(BaseModel):
 class TaggerConfig(_Section):
     """How queries get their domain / task / skill tags."""
 
-    kind: Literal["taxonomy", "llm"] = "taxonomy"
+    kind: Literal["taxonomy", "llm", "mined"] = "taxonomy"
+    n_topics: int = Field(12, ge=1)  # mined: k-means topics of the training embeddings
+    taxonomy_prior: bool = True  # mined: also tag with the taxonomy, by meaning only
     max_tags_per_facet: int = Field(1, ge=1, le=3)
     min_similarity: float = 0.15
     # Only used by the LLM tagger (InsTag-style prompt to an OpenAI-compatible endpoint).

@@ -50,7 +50,13 @@ def make_tagger(config: MixLLMConfig) -> Tagger:
         if not (c.llm_base_url and c.llm_model):
             raise InvalidRequestError("tagger.kind=llm needs llm_base_url and llm_model")
         return LLMTagger(c.llm_base_url, c.llm_model, c.llm_api_key_env, None, c.max_tags_per_facet)
-    return TaxonomyTagger(None, c.max_tags_per_facet, c.min_similarity)
+    taxonomy = TaxonomyTagger(None, c.max_tags_per_facet, c.min_similarity)
+    if c.kind == "mined":
+        from mixllm.routing.mined_tags import MinedTagger
+
+        prior = taxonomy if c.taxonomy_prior else None
+        return MinedTagger(c.n_topics, prior=prior, seed=config.train.seed)
+    return taxonomy
 
 
 @dataclass
@@ -94,6 +100,8 @@ class Training:
         self.prices.validate_llms(data.llms)
         texts = data.queries["query"].tolist()
         X0 = self.encoder.encode(texts, progress=True)
+        if hasattr(self.tagger, "mine"):  # tags mined from these queries' meaning
+            self.tagger.mine(texts, X0)
         return self.tagger.fit(self.encoder).tag(texts, X0)
 
     def finetune(
