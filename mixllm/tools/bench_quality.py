@@ -70,6 +70,7 @@ def quality_section(
         *in_domain(router, train, test, Path(out_dir), n_boot),
         *fidelity(router, cfg, prices, train, test),
         *out_of_domain(data, cfg, Path(out_dir)),
+        *tag_choices(data, cfg),
     ]
     return "\n".join(parts)
 
@@ -242,6 +243,45 @@ def out_of_domain(data: RoutingData, cfg: MixLLMConfig, out_dir: Path) -> list[s
         "",
     ]
     return lines
+
+
+TAG_CHOICES = {
+    "taxonomy (keyword rules + similarity)": {"kind": "taxonomy"},
+    "mined topics + taxonomy by meaning": {"kind": "mined", "taxonomy_prior": True},
+    "mined topics only": {"kind": "mined", "taxonomy_prior": False},
+}
+
+
+def tag_choices(data: RoutingData, cfg: MixLLMConfig) -> list[str]:
+    """Leave-one-task-out APGR of MixLLM for each way of tagging (``TAG_CHOICES``)."""
+    from mixllm.evaluation.evaluate import router_outputs
+
+    src = data.queries["source"].to_numpy()
+    tasks = list(dict.fromkeys(src.tolist()))
+    lines = [
+        "### Tags: leave one task out, per tagging choice",
+        "",
+        "MixLLM alone, trained on two tasks and tested on the third (encoder not "
+        "fine-tuned, as above); APGR as above.",
+        "",
+        "| tagger | " + " | ".join(f"test {t}" for t in tasks) + " | mean |",
+        "|---|" + "---:|" * (len(tasks) + 1),
+    ]
+    for label, tagger in TAG_CHOICES.items():
+        row = []
+        for held in tasks:
+            train, test = data.subset(np.flatnonzero(src != held)), data.subset(src == held)
+            c = cfg.updated({"encoder": {"finetune": False}, "tagger": tagger})
+            prices = prices_from_rows(train, load_prices(cfg.prices_path))
+            router = MixLLMRouter(c, prices=prices).fit(train)
+            sweep, _ = router_outputs(router, test, budget_pcts=())
+            points = evaluate_scores(test, sweep).routers["mixllm"].points
+            q, cost = np.nanmean(test.quality, axis=0), np.nanmean(test.cost, axis=0)
+            weak, strong = int(np.argmin(cost)), int(np.lexsort((cost, -q))[0])
+            row.append(metrics.apgr(points, (cost[weak], q[weak]), (cost[strong], q[strong])))
+        cells = " | ".join(f"{v:.3f}" for v in row)
+        lines.append(f"| {label} | {cells} | {np.mean(row):.3f} |")
+    return [*lines, ""]
 
 
 def main(argv: list[str] | None = None) -> None:
