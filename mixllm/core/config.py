@@ -101,6 +101,9 @@ class TrainConfig(_Section):
     test_size: float = Field(0.3, gt=0, lt=1)
     calibration_size: float = Field(0.2, gt=0, lt=1)
     refit_full: bool = True  # after calibrating lambda, retrain the predictors on all rows
+    # with refit_full: calibrate lambda on out-of-fold predictions of ALL rows (k folds);
+    # 0 or 1: on the held-out calibration rows only
+    calibration_folds: int = Field(5, ge=0)
 
 
 class MixLLMConfig(_Section):

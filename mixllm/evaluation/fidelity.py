@@ -32,11 +32,15 @@ class FidelityRow:
     spend_usd: float
     global_spend_usd: float
     max_spend_usd: float  # what the set spends at lambda = 0: a higher budget cannot bind
+    min_spend_usd: float = 0.0  # always the predicted-cheapest: a lower budget is infeasible
+    spend_lo: float = float("nan")  # 95 % bootstrap interval of the spend (test sampling)
+    spend_hi: float = float("nan")
 
     @property
     def binding(self) -> bool:
-        """False when the budget is above what the set spends with cost ignored."""
-        return self.budget_usd < self.max_spend_usd
+        """False when the budget is above what the set spends with cost ignored, or below
+        what it spends on the predicted-cheapest LLM alone (infeasible)."""
+        return self.min_spend_usd <= self.budget_usd < self.max_spend_usd
 
     @property
     def error(self) -> float:
@@ -46,6 +50,8 @@ class FidelityRow:
     @property
     def met(self) -> bool:
         """Within tolerance, or a non-binding budget not exceeded."""
+        if self.budget_usd < self.min_spend_usd:
+            return False  # infeasible: reported as not met
         if not self.binding:
             return self.spend_usd <= self.budget_usd * (1 + TOLERANCE)
         return abs(self.error) <= TOLERANCE
@@ -74,24 +80,39 @@ def budget_fidelity(
         q = np.where(mask, pred.quality, np.nan)
         cal = router.calibration_for(mask)
         max_spend = float(np.nanmean(cost[rows, choose(q, pred.cost, 0.0, bonus)]))
+        cheapest = np.nanargmin(np.where(mask, pred.cost, np.nan), axis=1)
+        min_spend = float(np.nanmean(cost[rows, cheapest]))
         for pct in budget_pcts:
             budget = router.model.calibration.budget_usd(budget_pct=pct)
             picks = router.route_batch(test.queries, budget_pct=pct, candidates=cands)
-            picked = [pred.llms.index(d.llm) for d in picks]
+            spent = cost[rows, [pred.llms.index(d.llm) for d in picks]]
             glob_lam = router.model.calibration.lambda_for(budget)
             glob = choose(q, pred.cost, glob_lam, bonus)
+            lo, hi = _spend_interval(spent)
             out.append(
                 FidelityRow(
                     label,
                     float(pct),
                     budget,
-                    float(np.nanmean(cost[rows, picked])),
+                    float(np.nanmean(spent)),
                     float(np.nanmean(cost[rows, glob])),
                     max_spend,
+                    min_spend,
+                    lo,
+                    hi,
                 )
             )
         del cal  # computed once above so route_batch hits the cache
     return out
+
+
+def _spend_interval(spent: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of the mean spend over the test queries."""
+    rng = np.random.default_rng(seed)
+    x = spent[np.isfinite(spent)]
+    means = x[rng.integers(0, len(x), (n_boot, len(x)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def fidelity_table(rows: Sequence[FidelityRow], reference_usd: float) -> pd.DataFrame:
@@ -105,11 +126,16 @@ def fidelity_table(rows: Sequence[FidelityRow], reference_usd: float) -> pd.Data
             "candidates": [r.candidates for r in rows],
             "budget %": [r.budget_pct for r in rows],
             "spend % (per-set lambda)": [pct(r.spend_usd) for r in rows],
+            "95 % CI": [f"[{pct(r.spend_lo)}, {pct(r.spend_hi)}]" for r in rows],
             "error": [f"{100 * r.error:+.1f} %" for r in rows],
             "spend % (one global lambda)": [pct(r.global_spend_usd) for r in rows],
-            "max spend % of the set": [pct(r.max_spend_usd) for r in rows],
-            "within 10 %": [
-                ("yes" if r.met else "NO") + ("" if r.binding else " (not binding)") for r in rows
-            ],
+            "set's spend range %": [f"{pct(r.min_spend_usd)}-{pct(r.max_spend_usd)}" for r in rows],
+            "within 10 %": [_verdict(r) for r in rows],
         }
     )
+
+
+def _verdict(r: FidelityRow) -> str:
+    if r.budget_usd < r.min_spend_usd:
+        return "NO (infeasible: below the set's cheapest)"
+    return ("yes" if r.met else "NO") + ("" if r.binding else " (not binding)")

@@ -15,7 +15,7 @@ from mixllm.core.errors import InvalidRequestError, NotFittedError
 from mixllm.core.paths import mixllm_home
 from mixllm.core.prices import PriceTable, load_prices
 from mixllm.core.types import RoutingData
-from mixllm.routing.artifact import CalibrationRows, TrainedRouter
+from mixllm.routing.artifact import CalibrationRows, OfflineEstimate, TrainedRouter
 from mixllm.routing.bandit import LinUCB
 from mixllm.routing.decision import BudgetCalibration
 from mixllm.routing.encoder import Encoder, HashEncoder, SentenceEncoder
@@ -190,7 +190,14 @@ class Training:
         return spec_service_time(self.prices[llm])
 
     def calibrate(self, data: RoutingData, X: np.ndarray, tags: list[list[str]]) -> None:
-        """Learn lambda as a function of the budget on the held-out calibration rows."""
+        """Learn lambda as a function of the budget on out-of-sample predictions.
+
+        With ``train.calibration_folds`` >= 2 and a refit on all rows, EVERY row is a
+        calibration row, predicted by models trained on the other folds (cross-fitting,
+        same round counts): k times more rows than the held-out split, from models closer
+        to the refitted ones, so the spend at a lambda is measured with less noise and
+        less bias. Otherwise the held-out calibration rows are used.
+        """
         idx = self.calibration_idx
         if idx is None or len(idx) == 0:
             idx = np.arange(len(data))
@@ -200,8 +207,14 @@ class Training:
         self.calibration = BudgetCalibration(np.zeros(1), np.zeros(1), np.zeros(1), 1.0)
         model = self.freeze()
         state = OnlineState.initial(self.llms, model.bandit_prior)
-        tokens = as_batch(data.queries.iloc[idx])[1]
-        off = model.offline(X[idx], [tags[i] for i in idx], tokens)
+        folds = self.config.train.calibration_folds
+        if folds >= 2 and self.config.train.refit_full and len(data) >= 10 * folds:
+            idx = np.arange(len(data))
+            tokens = as_batch(data.queries)[1]
+            off = self._cross_fitted(data, X, tags, tokens, folds)
+        else:
+            tokens = as_batch(data.queries.iloc[idx])[1]
+            off = model.offline(X[idx], [tags[i] for i in idx], tokens)
         # kept (out-of-sample: made before the refit) so lambda can be re-calibrated for
         # any candidate set at serving time (mixllm.routing.budget)
         self.calibration_rows = CalibrationRows(
@@ -217,6 +230,43 @@ class Training:
             float(np.nanmean(data.cost[idx, ref])),
             self.config.decision.lambda_grid_size,
         )
+
+    def _cross_fitted(
+        self,
+        data: RoutingData,
+        X: np.ndarray,
+        tags: list[list[str]],
+        tokens: np.ndarray,
+        folds: int,
+    ) -> OfflineEstimate:
+        """Out-of-fold predictions for every row (quality, output tokens) and Z."""
+        cfg = self.config
+        P = self.features.project(X)
+        F = self.features.predictor_features(P, tags, tokens)
+        n, k = len(data), len(self.llms)
+        quality, toks = np.full((n, k), np.nan), np.full((n, k), np.nan)
+        fold_of = np.random.default_rng(cfg.train.seed + 2).permutation(n) % folds
+        for f in range(folds):
+            fit, held = np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)
+            prior_fit = prior_held = None
+            if cfg.predictor.use_tag_features:
+                tp = TagPrior(cfg.predictor.tag_prior_smoothing).fit(
+                    [tags[i] for i in fit], data.quality[fit], data.llms
+                )
+                prior_fit = tp.predict([tags[i] for i in fit])
+                prior_held = tp.predict([tags[i] for i in held])
+            out_tokens = None if data.output_tokens is None else data.output_tokens[fit]
+            pred = LGBMPredictors(cfg.predictor, cfg.train.seed).fit(
+                F[fit],
+                data.quality[fit],
+                out_tokens,
+                data.llms,
+                prior=prior_fit,
+                rounds=self.predictors.rounds_,
+            )
+            est = pred.predict(F[held], prior_held)
+            quality[held], toks[held] = est.quality, est.output_tokens
+        return OfflineEstimate(quality, toks, P, self.features.bandit_features(P))
 
     def refit(self, data: RoutingData, X: np.ndarray, tags: list[list[str]]) -> None:
         """Retrain the predictors on every row (same round counts, same lambda)."""

@@ -95,3 +95,17 @@ def test_calibration_rows_survive_save_and_load(fitted, calibration_rows, tmp_pa
         b = loaded.decide(X, tags, tokens, budget_pct=30.0, candidates=cands)
         assert [d.llm for d in a] == [d.llm for d in b]
         assert a[0].lambda_ == b[0].lambda_
+
+
+@pytest.mark.timeout(120)
+def test_cross_fitted_calibration_covers_every_row_out_of_sample(data):
+    cfg = fast_config(train={"refit_full": True, "calibration_folds": 3})
+    router = MixLLMRouter(cfg, prices=price_table()).fit(data)
+    rows = router.model.calibration_rows
+    assert len(rows) == len(data)
+    texts, tokens = as_batch(data.queries)
+    X, tags = router.model.embed(texts)
+    in_sample = router.model.offline(X, tags, tokens).quality
+    # predicted by models that never saw the row, not by the refitted ones
+    assert not np.allclose(rows.offline.quality, in_sample)
+    assert np.allclose(rows.cost, data.cost)

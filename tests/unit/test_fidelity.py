@@ -33,6 +33,9 @@ def test_a_budget_above_what_the_set_can_spend_does_not_bind():
     assert not row.binding and row.met
     row = FidelityRow("x", 25.0, 1.0, spend_usd=1.2, global_spend_usd=2.0, max_spend_usd=3.0)
     assert row.binding and not row.met and row.error == pytest.approx(0.2)
+    # below what the set spends on its cheapest LLM: infeasible, never "met"
+    row = FidelityRow("x", 10.0, 1.0, 1.5, 1.5, max_spend_usd=3.0, min_spend_usd=1.5)
+    assert not row.binding and not row.met
 
 
 @pytest.mark.timeout(120)
