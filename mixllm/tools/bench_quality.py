@@ -147,15 +147,19 @@ def fidelity(
     prices: PriceTable,
     train: RoutingData,
     test: RoutingData,
+    live: MixLLMRouter | None = None,
 ) -> list[str]:
-    """Budget-fidelity table: every pair with the reference, all LLMs, an LLM added live."""
+    """Budget-fidelity table: every pair with the reference, all LLMs, an LLM added live.
+
+    ``live``: a router already trained on ``train`` without ``RUNTIME_LLM`` (else trained).
+    """
     ref = router.reference_llm_
     sets = {"all": None} | {f"{ref} + {m}": [ref, m] for m in router.llms_ if m != ref}
     rows = budget_fidelity(router, test, sets, FIDELITY_BUDGETS)
     runtime_note = f"`{RUNTIME_LLM}` not in the data: no runtime-added LLM case."
     if RUNTIME_LLM in train.llms and ref != RUNTIME_LLM:
         without = train.select_llms([m for m in train.llms if m != RUNTIME_LLM])
-        live = MixLLMRouter(cfg, prices=prices).fit(without)
+        live = live or MixLLMRouter(cfg, prices=prices).fit(without)
         spec = prices[RUNTIME_LLM]
         live.add_llm(RUNTIME_LLM, input_price=spec.input_price, output_price=spec.output_price)
         added = {
