@@ -59,20 +59,28 @@ def quality_section(
     prices = prices_from_rows(train, load_prices(cfg.prices_path))
     router = router or MixLLMRouter(cfg, prices=prices).fit(train)
     parts = [
-        "## Routing quality against the peers (quality benchmark)",
-        "",
-        f"Split {len(train)} train / {len(test)} held-out queries (stratified, seed "
-        f"{cfg.train.seed}); prices derived from the training rows only; every router "
-        "decides with the same cost estimate (MixLLM's: price x predicted output tokens). "
-        f"Intervals: 95 % percentile bootstrap, {n_boot} resamples of the held-out queries "
-        "within each task.",
-        "",
+        *header(len(train), len(test), cfg, n_boot),
         *in_domain(router, train, test, Path(out_dir), n_boot),
         *fidelity(router, cfg, prices, train, test),
         *out_of_domain(data, cfg, Path(out_dir)),
         *tag_choices(data, cfg),
     ]
     return "\n".join(parts)
+
+
+def header(n_train: int, n_test: int, cfg: MixLLMConfig, n_boot: int) -> list[str]:
+    """The section's title and shared conventions."""
+    return [
+        "## Routing quality against the peers (quality benchmark)",
+        "",
+        f"Split {n_train} train / {n_test} held-out queries (stratified, seed "
+        f"{cfg.train.seed}); prices derived from the training rows only; every router "
+        "decides with the same cost estimate (MixLLM's: price x predicted output tokens). "
+        f"Intervals: 95 % percentile bootstrap, {n_boot} resamples of the held-out queries "
+        "within each task. Written by `mixllm benchmark` (or `python -m "
+        "mixllm.tools.bench_quality`).",
+        "",
+    ]
 
 
 def _scored(run: EvaluationRun):
