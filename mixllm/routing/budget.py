@@ -49,16 +49,34 @@ def calibrate_for(
     spend, quality = _recorded_or_predicted(rows.cost, rows.quality, est.cost, table)
     q_hat = np.where(mask, est.quality, np.nan)
     c_hat = np.where(mask, est.cost, np.nan)
-    lambdas = lambda_grid(c_hat, size)
-    return BudgetCalibration.fit(
-        q_hat,
-        c_hat,
-        alpha * est.uncertainty,
-        quality,
-        spend,
-        model.calibration.reference_cost,
-        lambdas=lambdas,
+    bonus = alpha * est.uncertainty
+    ref = model.calibration.reference_cost
+    coarse = BudgetCalibration.fit(
+        q_hat, c_hat, bonus, quality, spend, ref, lambdas=lambda_grid(c_hat, size)
     )
+    # The data-driven grid spans many decades, so near a small budget one step can move
+    # the spend by 40 %: sweep again, densely, where the spend actually changes.
+    return BudgetCalibration.fit(
+        q_hat, c_hat, bonus, quality, spend, ref, lambdas=_focused(coarse, size)
+    )
+
+
+def _focused(coarse: BudgetCalibration, size: int) -> np.ndarray:
+    """Lambda 0 plus ``size`` log-spaced lambdas over the coarse grid's active span."""
+    cost, lams = coarse.mean_cost, coarse.lambdas
+    finite = np.isfinite(cost)
+    if finite.sum() < 2 or np.ptp(cost[finite]) <= 0:
+        return lams
+    top, bottom = cost[finite].max(), cost[finite].min()
+    moving = np.flatnonzero(finite & (cost < top) & (cost > bottom))
+    if moving.size == 0:
+        first = int(np.argmax(finite & (cost < top)))
+        moving = np.array([first])
+    lo = lams[max(int(moving[0]) - 1, 1)]
+    hi = lams[min(int(moving[-1]) + 1, len(lams) - 1)]
+    if not hi > lo > 0:
+        return lams
+    return np.concatenate([[0.0], np.geomspace(lo, hi, size)])
 
 
 def _recorded_or_predicted(
