@@ -125,9 +125,10 @@ def collect_outputs(
     seed: int = 0,
     progress: bool = True,
     candidates: Sequence[str] | None = None,
+    peers: Sequence[str] | None = None,
 ) -> EvaluationRun:
     """The outputs ``evaluate_router`` scores (same arguments), for other scorings
-    (bootstrap intervals, APGR)."""
+    (bootstrap intervals, APGR); ``peers`` limits the learned baselines (default: all)."""
     names, notes = shared_llms(router.llms_, test.llms, candidates)
     limit = None if names == list(router.llms_) else names
     test, train = test.select_llms(names), train.select_llms(names)
@@ -146,10 +147,12 @@ def collect_outputs(
     # every router decides with the same cost information: MixLLM's own estimate
     # (price table x predicted output tokens), aligned to the evaluated LLMs
     c_hat = scores_from_predictions(router.predict(test.queries), names).cost
-    X_prompt = (
-        encoder.encode(train.queries["prompt"].tolist(), progress=progress),
-        encoder.encode(test.queries["prompt"].tolist(), progress=progress),
-    )
+    X_prompt = None
+    if peers is None or "mlp_prompt" in peers:
+        X_prompt = (
+            encoder.encode(train.queries["prompt"].tolist(), progress=progress),
+            encoder.encode(test.queries["prompt"].tolist(), progress=progress),
+        )
     outputs = baseline_outputs(
         train,
         test,
@@ -161,6 +164,7 @@ def collect_outputs(
         progress=progress,
         c_hat=c_hat,
         X_prompt=X_prompt,
+        only=peers,
     )
     return EvaluationRun(
         test,
@@ -215,6 +219,7 @@ def baseline_outputs(
     progress: bool = True,
     c_hat: np.ndarray | None = None,
     X_prompt: tuple[np.ndarray, np.ndarray] | None = None,
+    only: Sequence[str] | None = None,
 ) -> dict[str, RouterOutput]:
     """Fit every baseline on ``train`` only and return its output on ``test``.
 
@@ -234,6 +239,8 @@ def baseline_outputs(
     baselines = make_baselines(seed, test.llms)
     if tags_train is None or tags_test is None:
         baselines.pop("tag_mean")
+    if only is not None:  # learned baselines limited to ``only``; fixed ones always kept
+        baselines = {k: v for k, v in baselines.items() if k not in LEARNED or k in only}
     outputs: dict[str, RouterOutput] = {}
     for name, model in tqdm(baselines.items(), desc="baselines", disable=not progress):
         outputs[name] = _baseline_output(

@@ -255,3 +255,12 @@ def test_router_outputs_sweep_and_calibrated_points(task) -> None:
     rep = evaluate_scores(test.data, sweep_out, calibrated=cal)
     assert rep.routers["mixllm"].operating_point == "calibrated"
     assert rep.calibrated["mixllm@10%"][0] <= rep.calibrated["mixllm@50%"][0]
+
+
+@pytest.mark.timeout(120)
+def test_baseline_outputs_limited_to_some_peers(task) -> None:
+    train, test = task
+    out = baseline_outputs(
+        train.data, test.data, train.X, test.X, train.tags, test.tags, progress=False, only=["knn"]
+    )
+    assert set(out) == {"knn", "oracle", "random", *LLMS}
