@@ -240,7 +240,8 @@ def out_of_domain(
         report.plot_pareto(out_dir / f"pareto_ood_{held}.png", title=f"Out of domain: {held}")
         if on_fold is not None:
             on_fold(lines + _ood_table(table, [t for t in tasks if t in table["mixllm"]]))
-    return lines + _ood_table(table, tasks)
+    plots = ", ".join(f"[{t}](pareto_ood_{t}.png)" for t in tasks)
+    return [*lines, *_ood_table(table, tasks), f"Pareto plots per test task: {plots}.", ""]
 
 
 def _ood_table(table: dict[str, dict[str, float]], tasks: list[str]) -> list[str]:
