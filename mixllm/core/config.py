@@ -16,7 +16,9 @@ class _Section(BaseModel):
 class TaggerConfig(_Section):
     """How queries get their domain / task / skill tags."""
 
-    kind: Literal["taxonomy", "llm"] = "taxonomy"
+    kind: Literal["taxonomy", "llm", "mined"] = "taxonomy"
+    n_topics: int = Field(12, ge=1)  # mined: k-means topics of the training embeddings
+    taxonomy_prior: bool = True  # mined: also tag with the taxonomy, by meaning only
     max_tags_per_facet: int = Field(1, ge=1, le=3)
     min_similarity: float = 0.15
     # Only used by the LLM tagger (InsTag-style prompt to an OpenAI-compatible endpoint).
@@ -99,6 +101,9 @@ class TrainConfig(_Section):
     test_size: float = Field(0.3, gt=0, lt=1)
     calibration_size: float = Field(0.2, gt=0, lt=1)
     refit_full: bool = True  # after calibrating lambda, retrain the predictors on all rows
+    # with refit_full: calibrate lambda on out-of-fold predictions of ALL rows (k folds);
+    # 0 or 1: on the held-out calibration rows only
+    calibration_folds: int = Field(5, ge=0)
 
 
 class MixLLMConfig(_Section):

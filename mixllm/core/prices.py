@@ -220,6 +220,22 @@ def derive_prices(data: RoutingData, min_rows: int = 2) -> dict[str, tuple[float
     return out
 
 
+def prices_from_rows(data: RoutingData, base: PriceTable) -> PriceTable:
+    """``base`` with the $/token prices re-derived from ``data``'s recorded costs only.
+
+    Evaluation passes its TRAINING rows so that no router's cost estimate has seen the
+    held-out costs; speed, concurrency and LLMs ``data`` cannot price stay as in ``base``.
+    """
+    derived = derive_prices(data)
+    table = PriceTable(base.values())
+    for llm, (input_price, output_price, _) in derived.items():
+        spec = base[llm] if llm in base else LLMSpec(name=llm, input_price=0, output_price=0)
+        table.add(
+            spec.model_copy(update={"input_price": input_price, "output_price": output_price})
+        )
+    return table
+
+
 def price_report(data: RoutingData, prices: PriceTable | None = None) -> pd.DataFrame:
     """Derived prices per LLM with recorded vs predicted mean cost and the fit's relative error.
 

@@ -75,11 +75,15 @@ class _QualityRegressor:
 
 
 class KNNRouter(_QualityRegressor):
-    """RouterBench KNN: mean quality of the ``n_neighbors`` most cosine-similar train queries."""
+    """RouterBench KNN: mean quality of the ``n_neighbors`` most cosine-similar train queries.
+
+    Published configuration (withmartian/routerbench ``configs/evaluate_routers.yaml``):
+    cosine metric, k in {5, 10, 40}; k = 40 is the default here.
+    """
 
     name = "knn"
 
-    def __init__(self, n_neighbors: int = 10) -> None:
+    def __init__(self, n_neighbors: int = 40) -> None:
         super().__init__()
         self.n_neighbors = n_neighbors
 
@@ -114,15 +118,23 @@ def _unit_rows(X: np.ndarray) -> np.ndarray:
 
 
 class MLPRouter(_QualityRegressor):
-    """sklearn ``MLPRegressor``, multi-output on per-LLM quality (small and quick)."""
+    """RouterBench MLP: sklearn ``MLPRegressor`` on per-LLM quality.
+
+    Published configuration (withmartian/routerbench ``routers/mlp_router.py`` and
+    ``configs/evaluate_routers.yaml``): hidden layers (100,) (the grid also has (100, 100)),
+    relu, Adam at a constant learning rate 1e-3, 200 iterations, sklearn's default L2
+    alpha 1e-4, one regressor per LLM. RouterBench embeds the RAW prompt (few-shot prefix
+    included); ``evaluate`` reports it on the query text (``mlp``) and on the raw prompt
+    (``mlp_prompt``).
+    """
 
     name = "mlp"
 
     def __init__(
         self,
-        hidden: tuple[int, ...] = (64,),
-        max_iter: int = 60,
-        alpha: float = 1e-3,
+        hidden: tuple[int, ...] = (100,),
+        max_iter: int = 200,
+        alpha: float = 1e-4,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -133,10 +145,13 @@ class MLPRouter(_QualityRegressor):
     ) -> MLPRouter:
         """One multi-output MLP per observation pattern (one in total on dense data)."""
         X, q = self._start_fit(X_train, quality_train)
-        self.scaler_ = StandardScaler().fit(X)
+        # RouterBench feeds the embeddings as they are: no standardisation
+        self.scaler_ = StandardScaler(with_mean=False, with_std=False).fit(X)
         Xs = self.scaler_.transform(X)
         self.models_: list[tuple[np.ndarray, MLPRegressor | None]] = []
-        for cols, rows in _mask_groups(q):
+        # one regressor per LLM, as RouterBench fits them
+        for j in range(q.shape[1]):
+            cols, rows = np.array([j]), np.flatnonzero(~np.isnan(q[:, j]))
             if len(rows) < 2:
                 self.models_.append((cols, None))
                 continue
@@ -145,7 +160,7 @@ class MLPRouter(_QualityRegressor):
                 alpha=self.alpha,
                 max_iter=self.max_iter,
                 learning_rate_init=1e-3,
-                batch_size=min(64, len(rows)),
+                batch_size=min(200, len(rows)),  # sklearn "auto", as RouterBench
                 random_state=self.seed,
             )
             _quiet_fit(mlp, Xs[rows], q[np.ix_(rows, cols)])
@@ -404,17 +419,22 @@ class SingleLLMRouter:
         return np.full(n_queries, list(llms).index(self.llm))
 
 
-LEARNED = ("knn", "mlp", "svm", "mf", "tag_mean")
+LEARNED = ("knn", "mlp", "svm", "mf", "tag_mean", "sw_ranking", "optllm")
 
 
 def make_baselines(seed: int = 0, llms: Sequence[str] = ()) -> dict[str, Any]:
-    """Fresh baselines by name: ``knn, mlp, svm, mf, tag_mean, oracle, random`` + one per LLM."""
+    """Fresh baselines by name: ``knn, mlp, svm, mf, tag_mean, sw_ranking, optllm, oracle,
+    random`` + one per LLM (peers: ``mixllm.evaluation.peers``)."""
+    from mixllm.evaluation.peers import OptLLMRouter, SWRankingRouter
+
     out: dict[str, Any] = {
         "knn": KNNRouter(),
         "mlp": MLPRouter(seed=seed),
         "svm": SVMRouter(),
         "mf": MFRouter(seed=seed),
         "tag_mean": TagMeanRouter(),
+        "sw_ranking": SWRankingRouter(),
+        "optllm": OptLLMRouter(seed=seed),
         "oracle": OracleRouter(),
         "random": RandomRouter(seed=seed),
     }

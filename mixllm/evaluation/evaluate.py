@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from mixllm.core.types import RoutingData
 from mixllm.evaluation.baselines import (
     LEARNED,
     LinearCostModel,
+    MLPRouter,
     OracleRouter,
     RandomRouter,
     SingleLLMRouter,
@@ -80,6 +82,53 @@ def evaluate_router(
     ``candidates`` when given); the report's ``notes`` say so when that drops any.
     Raises ``UnknownLLMError`` when fewer than one such LLM remains or a candidate is unknown.
     """
+    run = collect_outputs(
+        router,
+        train,
+        test,
+        variants=variants,
+        plain_encoder=plain_encoder,
+        seed=seed,
+        progress=progress,
+        candidates=candidates,
+    )
+    report = evaluate_scores(
+        run.test,
+        run.outputs,
+        reference_llm=run.reference_llm,
+        tags=run.tags_test,
+        calibrated=run.calibrated,
+    )
+    report.notes.extend(run.notes)
+    return report
+
+
+@dataclass
+class EvaluationRun:
+    """What ``evaluate_router`` scores: every router's output on the (LLM-limited) test set."""
+
+    test: RoutingData
+    outputs: dict[str, RouterOutput]
+    calibrated: dict[str, ChoiceOutput]
+    tags_test: list[list[str]]
+    reference_llm: str | None
+    notes: list[str]
+
+
+def collect_outputs(
+    router: Any,
+    train: RoutingData,
+    test: RoutingData,
+    *,
+    variants: Mapping[str, Any] | None = None,
+    plain_encoder: Any = None,
+    seed: int = 0,
+    progress: bool = True,
+    candidates: Sequence[str] | None = None,
+    peers: Sequence[str] | None = None,
+) -> EvaluationRun:
+    """The outputs ``evaluate_router`` scores (same arguments), for other scorings
+    (bootstrap intervals, APGR); ``peers`` limits the learned baselines (default: all)."""
     names, notes = shared_llms(router.llms_, test.llms, candidates)
     limit = None if names == list(router.llms_) else names
     test, train = test.select_llms(names), train.select_llms(names)
@@ -95,18 +144,36 @@ def evaluate_router(
     X_test = encoder.encode(texts_test, progress=progress)
     tags_train = router.tagger_.tag(texts_train, router.encoder_.encode(texts_train))
     tags_test = router.tagger_.tag(texts_test, router.encoder_.encode(texts_test))
+    # every router decides with the same cost information: MixLLM's own estimate
+    # (price table x predicted output tokens), aligned to the evaluated LLMs
+    c_hat = scores_from_predictions(router.predict(test.queries), names).cost
+    X_prompt = None
+    if peers is None or "mlp_prompt" in peers:
+        X_prompt = (
+            encoder.encode(train.queries["prompt"].tolist(), progress=progress),
+            encoder.encode(test.queries["prompt"].tolist(), progress=progress),
+        )
     outputs = baseline_outputs(
-        train, test, X_train, X_test, tags_train, tags_test, seed=seed, progress=progress
+        train,
+        test,
+        X_train,
+        X_test,
+        tags_train,
+        tags_test,
+        seed=seed,
+        progress=progress,
+        c_hat=c_hat,
+        X_prompt=X_prompt,
+        only=peers,
     )
-    report = evaluate_scores(
+    return EvaluationRun(
         test,
         {**outputs, **sweeps},
-        reference_llm=router.reference_llm_ if router.reference_llm_ in names else None,
-        tags=tags_test,
-        calibrated=calibrated,
+        calibrated,
+        tags_test,
+        router.reference_llm_ if router.reference_llm_ in names else None,
+        notes,
     )
-    report.notes.extend(notes)
-    return report
 
 
 def shared_llms(
@@ -150,26 +217,38 @@ def baseline_outputs(
     tags_test: Sequence[Sequence[str]] | None = None,
     seed: int = 0,
     progress: bool = True,
+    c_hat: np.ndarray | None = None,
+    X_prompt: tuple[np.ndarray, np.ndarray] | None = None,
+    only: Sequence[str] | None = None,
 ) -> dict[str, RouterOutput]:
     """Fit every baseline on ``train`` only and return its output on ``test``.
 
-    Learned baselines share ``LinearCostModel``'s cost estimate; ``tag_mean`` is skipped
-    when no tags are given. Keys: ``knn, mlp, svm, mf, tag_mean, oracle, random`` + LLMs.
+    Learned baselines decide with the cost estimate ``c_hat`` (n_test, k) $ (give them the
+    one the compared router uses); without it, ``LinearCostModel``'s. ``tag_mean`` is
+    skipped when no tags are given. ``X_prompt`` (train, test features of the RAW prompt)
+    adds ``mlp_prompt``, RouterBench's MLP on what RouterBench embeds. Keys: ``knn, mlp,
+    svm, mf, tag_mean, sw_ranking, optllm, oracle, random`` (+ ``mlp_prompt``) + LLMs.
     """
     if list(train.llms) != list(test.llms):
         raise DataError("train and test must have the same LLM columns in the same order")
     if len(X_train) != len(train) or len(X_test) != len(test):
         raise DataError("feature rows must match the train/test queries")
-    cost_model = LinearCostModel().fit(train.queries["prompt_tokens"].to_numpy(), train.cost)
-    c_hat = cost_model.predict(test.queries["prompt_tokens"].to_numpy())
+    if c_hat is None:
+        cost_model = LinearCostModel().fit(train.queries["prompt_tokens"].to_numpy(), train.cost)
+        c_hat = cost_model.predict(test.queries["prompt_tokens"].to_numpy())
     baselines = make_baselines(seed, test.llms)
     if tags_train is None or tags_test is None:
         baselines.pop("tag_mean")
+    if only is not None:  # learned baselines limited to ``only``; fixed ones always kept
+        baselines = {k: v for k, v in baselines.items() if k not in LEARNED or k in only}
     outputs: dict[str, RouterOutput] = {}
     for name, model in tqdm(baselines.items(), desc="baselines", disable=not progress):
         outputs[name] = _baseline_output(
             name, model, train, test, (X_train, X_test), (tags_train, tags_test), c_hat
         )
+    if X_prompt is not None:
+        mlp = MLPRouter(seed=seed).fit(X_prompt[0], train.quality, train.cost)
+        outputs["mlp_prompt"] = ScoreRouterOutput(mlp.predict_quality(X_prompt[1]), c_hat)
     return outputs
 
 

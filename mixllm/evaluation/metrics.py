@@ -98,3 +98,18 @@ def quality_at_cost(points: np.ndarray, max_cost: float) -> float:
     pts = _clean(points)
     ok = pts[:, 0] <= max_cost
     return float(pts[ok, 1].max()) if ok.any() else float("nan")
+
+
+def apgr(points: np.ndarray, weak: tuple[float, float], strong: tuple[float, float]) -> float:
+    """Average performance gap recovered (RouteLLM) over the cost range weak -> strong.
+
+    ``weak``/``strong`` are ``(mean_cost, mean_quality)`` of the cheapest and the
+    strongest candidate. The router's hull is averaged over ``[c_weak, c_strong]``
+    (``aiq``) and scaled so the straight line between the two LLMs (randomly mixing
+    them) scores 0.5, the weak LLM alone 0 and a router at the strong LLM's quality over
+    the whole range 1. NaN when the two qualities are equal.
+    """
+    (c_lo, q_lo), (c_hi, q_hi) = weak, strong
+    if q_hi == q_lo:
+        return float("nan")
+    return (aiq(points, c_lo, c_hi) - q_lo) / (q_hi - q_lo)

@@ -1,9 +1,10 @@
 """``TrainedRouter``: the immutable result of training, what the registry versions.
 
 It holds the encoder, the tagger, the feature map, the per-LLM predictors (with their tag
-prior), the budget calibration, the price table and the service-time models of the LLMs it
-was trained on, and the LinUCB prior. Nothing in it changes while serving: LLMs added at
-runtime, feedback and learned scales live in ``OnlineState`` (``mixllm.routing.state``).
+prior), the budget calibration (and its calibration rows), the price table and the
+service-time models of the LLMs it was trained on, and the LinUCB prior. Nothing in it
+changes while serving: LLMs added at runtime, feedback and learned scales live in
+``OnlineState`` (``mixllm.routing.state``).
 Its save format is documented in ``mixllm.routing.artifact_io``.
 """
 
@@ -37,6 +38,26 @@ class OfflineEstimate:
 
 
 @dataclass(frozen=True)
+class CalibrationRows:
+    """The held-out calibration queries, kept so lambda can be re-calibrated for any
+    candidate set and for LLMs added at runtime (``mixllm.routing.budget``).
+
+    ``offline`` holds the predictions of the predictors trained WITHOUT these rows (made
+    before the refit on all rows), so a re-calibration sees out-of-sample predictions as
+    live routing does. ``tokens`` (n, 2) prompt/output token counts; ``cost`` ($) and
+    ``quality`` (n, k trained LLMs) the recorded outcomes, NaN where unobserved.
+    """
+
+    offline: OfflineEstimate
+    tokens: np.ndarray
+    cost: np.ndarray
+    quality: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.tokens.shape[0])
+
+
+@dataclass(frozen=True)
 class TrainedRouter:
     """A trained MixLLM router; never mutated after training (see the module docstring)."""
 
@@ -53,6 +74,8 @@ class TrainedRouter:
     llms: tuple[str, ...]
     reference_llm: str
     bandit_prior: LinUCB
+    # None for artifacts saved before per-candidate-set calibration: the global one is used
+    calibration_rows: CalibrationRows | None = None
 
     def default_budget(self) -> float:
         """The configured budget in dollars per query."""

@@ -13,6 +13,13 @@
   encoder/         the (fine-tuned) encoder, see ``mixllm.routing.encoder.save_encoder``
   predictors/      LightGBM text models + index.json
   online_state.json  optional: an online state snapshot (``OnlineState.to_dict``)
+  calibration_rows.npz  optional (added within version 2): the calibration rows that
+                   re-calibrate lambda per candidate set (``CalibrationRows``), arrays
+                   quality_hat and output_tokens_hat (n, k trained LLMs; out-of-sample
+                   predictions), Z (n, d bandit context), tokens (n, 2 prompt/output),
+                   cost ($) and quality (n, k recorded, NaN unobserved); read without
+                   pickle. Absent: the global calibration in model.json is used for
+                   every candidate set.
 ```
 Loading checks ``format`` and ``format_version`` first and names what is wrong.
 """
@@ -30,7 +37,7 @@ import yaml
 from mixllm.core.config import MixLLMConfig
 from mixllm.core.errors import NotFittedError
 from mixllm.core.prices import PriceTable
-from mixllm.routing.artifact import TrainedRouter
+from mixllm.routing.artifact import CalibrationRows, OfflineEstimate, TrainedRouter
 from mixllm.routing.bandit import LinUCB
 from mixllm.routing.decision import BudgetCalibration
 from mixllm.routing.encoder import load_encoder, save_encoder
@@ -44,6 +51,7 @@ from mixllm.routing.training import cache_dir as training_cache_dir
 FORMAT = "mixllm-router"
 FORMAT_VERSION = 2
 STATE_FILE = "online_state.json"
+ROWS_FILE = "calibration_rows.npz"
 
 
 def save_router(model: TrainedRouter, path: str | Path, state: OnlineState | None = None) -> Path:
@@ -61,6 +69,8 @@ def save_router(model: TrainedRouter, path: str | Path, state: OnlineState | Non
     (path / "model.json").write_text(json.dumps(_model_json(model), indent=1))
     if state is not None:
         (path / STATE_FILE).write_text(json.dumps(state.to_dict()))
+    if model.calibration_rows is not None:
+        _save_rows(model.calibration_rows, path / ROWS_FILE)
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -142,6 +152,7 @@ def load_router(
             llms=tuple(meta["llms"]),
             reference_llm=meta["reference_llm"],
             bandit_prior=LinUCB.from_arrays(_prefixed(arrays, "bandit.")),
+            calibration_rows=_load_rows(path / ROWS_FILE),
         )
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise NotFittedError(f"router at {path} is incomplete or damaged: {exc}") from None
@@ -166,3 +177,25 @@ def _calibration(raw: dict) -> BudgetCalibration:
         np.array([np.nan if x is None else x for x in raw["mean_quality"]], dtype=float),
         float(raw["reference_cost"]),
     )
+
+
+def _save_rows(rows: CalibrationRows, file: Path) -> None:
+    np.savez(
+        file,
+        quality_hat=rows.offline.quality,
+        output_tokens_hat=rows.offline.output_tokens,
+        Z=rows.offline.Z,
+        tokens=rows.tokens,
+        cost=rows.cost,
+        quality=rows.quality,
+    )
+
+
+def _load_rows(file: Path) -> CalibrationRows | None:
+    if not file.exists():
+        return None
+    with np.load(file, allow_pickle=False) as npz:
+        a = {k: npz[k] for k in npz.files}
+    n = a["tokens"].shape[0]
+    off = OfflineEstimate(a["quality_hat"], a["output_tokens_hat"], np.empty((n, 0)), a["Z"])
+    return CalibrationRows(off, a["tokens"], a["cost"], a["quality"])

@@ -175,9 +175,15 @@ class BudgetCalibration:
         cost: np.ndarray,
         reference_cost: float,
         size: int = 60,
+        lambdas: np.ndarray | None = None,
     ) -> BudgetCalibration:
-        """Sweep lambda on calibration data, scoring the choices with recorded outcomes."""
-        lambdas = lambda_grid(reference_cost, size)
+        """Sweep lambda on calibration data, scoring the choices with ``cost`` / ``quality``
+        (recorded outcomes, or predicted ones where none were recorded).
+
+        ``lambdas`` defaults to ``lambda_grid(reference_cost, size)``.
+        """
+        if lambdas is None:
+            lambdas = lambda_grid(reference_cost, size)
         points = sweep(q_hat, c_hat, quality, cost, lambdas, bonus)
         mean_cost = np.nan_to_num(points[:, 0], nan=np.inf)
         return cls(lambdas, mean_cost, points[:, 1], float(reference_cost))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mixllm.core.prices import LLMSpec
-from mixllm.routing.artifact import TrainedRouter
+from mixllm.routing.artifact import OfflineEstimate, TrainedRouter
 from mixllm.routing.latency import ServiceTime
 from mixllm.routing.state import OnlineState
 
@@ -94,8 +94,17 @@ def estimate(
     tokens: np.ndarray,
 ) -> Estimates:
     """Everything the decision needs for embeddings ``X`` (n, e) and (n, 2) token counts."""
-    off = model.offline(X, tags, tokens)
-    n, k = X.shape[0], len(table.llms)
+    return combine(model.offline(X, tags, tokens), state, table, tokens)
+
+
+def combine(
+    off: OfflineEstimate, state: OnlineState, table: CandidateTable, tokens: np.ndarray
+) -> Estimates:
+    """Offline predictions (n, trained k) + online state -> estimates over ``table.llms``.
+
+    Used directly on stored offline predictions (the calibration rows of the artifact).
+    """
+    n, k = off.quality.shape[0], len(table.llms)
     q_off = np.empty((n, k))
     toks = np.empty((n, k))
     q_off[:, : table.n_trained] = off.quality

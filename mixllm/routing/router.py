@@ -24,6 +24,7 @@ from mixllm.core.prices import LLMSpec, PriceTable
 from mixllm.core.types import RoutingData
 from mixllm.routing import artifact_io, online
 from mixllm.routing.artifact import TrainedRouter
+from mixllm.routing.budget import CalibrationCache
 from mixllm.routing.decision import BudgetCalibration, choose, score
 from mixllm.routing.encoder import Encoder
 from mixllm.routing.estimates import CandidateTable, Estimates, estimate
@@ -60,6 +61,7 @@ class MixLLMRouter:
         self._own_store = store is None
         self._training: Training | None = None
         self._table: CandidateTable | None = None
+        self._calibrations = CalibrationCache()
 
     @property
     def cfg(self) -> MixLLMConfig:
@@ -128,6 +130,7 @@ class MixLLMRouter:
         else:
             self.store.seed(state)
         self._table = None
+        self._calibrations = CalibrationCache()
 
     # -- views -----------------------------------------------------------------------------
     def _model(self) -> TrainedRouter:
@@ -190,6 +193,20 @@ class MixLLMRouter:
         if table is None or table.version != state.version or table.llms != state.known:
             table = self._table = CandidateTable.build(self._model(), state)
         return state, table
+
+    def calibration_for(
+        self,
+        mask: np.ndarray | None = None,
+        state: OnlineState | None = None,
+        table: CandidateTable | None = None,
+    ) -> BudgetCalibration:
+        """Budget -> lambda for the candidates ``mask`` ((k,) bool over ``all_llms_``;
+        default: the active ones), re-calibrated on the artifact's calibration rows."""
+        if state is None or table is None:
+            state, table = self._snapshot()
+        if mask is None:
+            mask = _candidate_mask(state, None)
+        return self._calibrations.get(self._model(), state, table, mask, self.cfg.bandit.alpha)
 
     # -- prediction and routing ------------------------------------------------------------
     def _estimate(self, X, tags, tokens) -> tuple[OnlineState, CandidateTable, Estimates]:
@@ -272,9 +289,10 @@ class MixLLMRouter:
             budget = model.default_budget()
         else:
             budget = model.calibration.budget_usd(budget_usd, budget_pct)
-        lam = model.calibration.lambda_for(budget)
         state, table, est = self._estimate(X, tags, tokens)
         mask = _candidate_mask(state, candidates)
+        # lambda for THIS candidate set and state: a budget holds for any of them
+        lam = self.calibration_for(mask, state, table).lambda_for(budget)
         lat = est.service_s + _waits(queue, est.service_s, table)
         bonus = self.cfg.bandit.alpha * est.uncertainty
         if queue is not None:

@@ -269,6 +269,10 @@ def tag_matrix(tags: Sequence[Sequence[str]], vocabulary: Sequence[str]) -> np.n
 def tagger_from_dict(raw: dict) -> Tagger:
     """Rebuild a tagger saved with ``to_dict`` (call ``fit(encoder)`` before tagging)."""
     kind = raw.get("kind")
+    if kind == "mined":
+        from mixllm.routing.mined_tags import MinedTagger
+
+        return MinedTagger.from_dict(raw)
     base = TaxonomyTagger(
         None, int(raw["max_tags_per_facet"]), float(raw["min_similarity"]), raw["taxonomy"]
     )

@@ -15,11 +15,11 @@ from mixllm.core.errors import InvalidRequestError, NotFittedError
 from mixllm.core.paths import mixllm_home
 from mixllm.core.prices import PriceTable, load_prices
 from mixllm.core.types import RoutingData
-from mixllm.routing.artifact import TrainedRouter
+from mixllm.routing.artifact import CalibrationRows, OfflineEstimate, TrainedRouter
 from mixllm.routing.bandit import LinUCB
 from mixllm.routing.decision import BudgetCalibration
 from mixllm.routing.encoder import Encoder, HashEncoder, SentenceEncoder
-from mixllm.routing.estimates import CandidateTable, estimate, spec_service_time
+from mixllm.routing.estimates import CandidateTable, combine, spec_service_time
 from mixllm.routing.features import FeatureMap
 from mixllm.routing.latency import ServiceTime, fit_service_time
 from mixllm.routing.outputs import as_batch
@@ -50,7 +50,13 @@ def make_tagger(config: MixLLMConfig) -> Tagger:
         if not (c.llm_base_url and c.llm_model):
             raise InvalidRequestError("tagger.kind=llm needs llm_base_url and llm_model")
         return LLMTagger(c.llm_base_url, c.llm_model, c.llm_api_key_env, None, c.max_tags_per_facet)
-    return TaxonomyTagger(None, c.max_tags_per_facet, c.min_similarity)
+    taxonomy = TaxonomyTagger(None, c.max_tags_per_facet, c.min_similarity)
+    if c.kind == "mined":
+        from mixllm.routing.mined_tags import MinedTagger
+
+        prior = taxonomy if c.taxonomy_prior else None
+        return MinedTagger(c.n_topics, prior=prior, seed=config.train.seed)
+    return taxonomy
 
 
 @dataclass
@@ -71,6 +77,7 @@ class Training:
     service: dict[str, ServiceTime] = field(default_factory=dict)
     reference_llm: str | None = None
     calibration: BudgetCalibration | None = None
+    calibration_rows: CalibrationRows | None = None
 
     @classmethod
     def start(
@@ -93,6 +100,8 @@ class Training:
         self.prices.validate_llms(data.llms)
         texts = data.queries["query"].tolist()
         X0 = self.encoder.encode(texts, progress=True)
+        if hasattr(self.tagger, "mine"):  # tags mined from these queries' meaning
+            self.tagger.mine(texts, X0)
         return self.tagger.fit(self.encoder).tag(texts, X0)
 
     def finetune(
@@ -181,7 +190,14 @@ class Training:
         return spec_service_time(self.prices[llm])
 
     def calibrate(self, data: RoutingData, X: np.ndarray, tags: list[list[str]]) -> None:
-        """Learn lambda as a function of the budget on the held-out calibration rows."""
+        """Learn lambda as a function of the budget on out-of-sample predictions.
+
+        With ``train.calibration_folds`` >= 2 and a refit on all rows, EVERY row is a
+        calibration row, predicted by models trained on the other folds (cross-fitting,
+        same round counts): k times more rows than the held-out split, from models closer
+        to the refitted ones, so the spend at a lambda is measured with less noise and
+        less bias. Otherwise the held-out calibration rows are used.
+        """
         idx = self.calibration_idx
         if idx is None or len(idx) == 0:
             idx = np.arange(len(data))
@@ -191,10 +207,20 @@ class Training:
         self.calibration = BudgetCalibration(np.zeros(1), np.zeros(1), np.zeros(1), 1.0)
         model = self.freeze()
         state = OnlineState.initial(self.llms, model.bandit_prior)
-        tokens = as_batch(data.queries.iloc[idx])[1]
-        est = estimate(
-            model, state, CandidateTable.build(model, state), X[idx], [tags[i] for i in idx], tokens
+        folds = self.config.train.calibration_folds
+        if folds >= 2 and self.config.train.refit_full and len(data) >= 10 * folds:
+            idx = np.arange(len(data))
+            tokens = as_batch(data.queries)[1]
+            off = self._cross_fitted(data, X, tags, tokens, folds)
+        else:
+            tokens = as_batch(data.queries.iloc[idx])[1]
+            off = model.offline(X[idx], [tags[i] for i in idx], tokens)
+        # kept (out-of-sample: made before the refit) so lambda can be re-calibrated for
+        # any candidate set at serving time (mixllm.routing.budget)
+        self.calibration_rows = CalibrationRows(
+            off, tokens, data.cost[idx].copy(), data.quality[idx].copy()
         )
+        est = combine(off, state, CandidateTable.build(model, state), tokens)
         self.calibration = BudgetCalibration.fit(
             est.quality,
             est.cost,
@@ -204,6 +230,43 @@ class Training:
             float(np.nanmean(data.cost[idx, ref])),
             self.config.decision.lambda_grid_size,
         )
+
+    def _cross_fitted(
+        self,
+        data: RoutingData,
+        X: np.ndarray,
+        tags: list[list[str]],
+        tokens: np.ndarray,
+        folds: int,
+    ) -> OfflineEstimate:
+        """Out-of-fold predictions for every row (quality, output tokens) and Z."""
+        cfg = self.config
+        P = self.features.project(X)
+        F = self.features.predictor_features(P, tags, tokens)
+        n, k = len(data), len(self.llms)
+        quality, toks = np.full((n, k), np.nan), np.full((n, k), np.nan)
+        fold_of = np.random.default_rng(cfg.train.seed + 2).permutation(n) % folds
+        for f in range(folds):
+            fit, held = np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)
+            prior_fit = prior_held = None
+            if cfg.predictor.use_tag_features:
+                tp = TagPrior(cfg.predictor.tag_prior_smoothing).fit(
+                    [tags[i] for i in fit], data.quality[fit], data.llms
+                )
+                prior_fit = tp.predict([tags[i] for i in fit])
+                prior_held = tp.predict([tags[i] for i in held])
+            out_tokens = None if data.output_tokens is None else data.output_tokens[fit]
+            pred = LGBMPredictors(cfg.predictor, cfg.train.seed).fit(
+                F[fit],
+                data.quality[fit],
+                out_tokens,
+                data.llms,
+                prior=prior_fit,
+                rounds=self.predictors.rounds_,
+            )
+            est = pred.predict(F[held], prior_held)
+            quality[held], toks[held] = est.quality, est.output_tokens
+        return OfflineEstimate(quality, toks, P, self.features.bandit_features(P))
 
     def refit(self, data: RoutingData, X: np.ndarray, tags: list[list[str]]) -> None:
         """Retrain the predictors on every row (same round counts, same lambda)."""
@@ -227,6 +290,7 @@ class Training:
             llms=tuple(self.llms),
             reference_llm=self.reference_llm,
             bandit_prior=self.bandit_prior,
+            calibration_rows=self.calibration_rows,
         )
 
 

@@ -275,6 +275,9 @@ def run_benchmark(
         )
     )
     write_keeping_sections(out, text)
+    from mixllm.tools.bench_quality import quality_section  # peers, CIs, OOD, budget fidelity
+
+    upsert_section(out, "quality", quality_section(data_path, out.parent, base, limit))
     if continual is not None:
         run_continual_section(data_path, out, messplus_path, base, continual)
     return out

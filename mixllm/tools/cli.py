@@ -61,11 +61,23 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="directory to save the router in")],
     data: DataOpt = None,
     config: ConfigOpt = None,
+    all_rows: Annotated[
+        bool,
+        typer.Option("--all-rows", help="production: train on every row, no hold-out split"),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Train a router on the training split of DATA and save it to OUT."""
+    """Train a router on the training split of DATA and save it to OUT.
+
+    With ``--all-rows`` (production) nothing is held out for ``mixllm evaluate``: the
+    router still keeps ``train.calibration_size`` of its rows aside inside training (early
+    stopping and the budget -> lambda calibration, saved with it), then refits the
+    predictors on every row (``train.refit_full``).
+    """
     _setup_logging(verbose)
     try:
+        import numpy as np
+
         from mixllm.data.loaders import load_data
         from mixllm.data.splits import make_record, split
         from mixllm.routing.router import MixLLMRouter
@@ -74,7 +86,7 @@ def train(
         path = resolve_data(data)
         full = load_data(path)
         typer.echo(full.report.summary() if full.report else f"loaded {len(full)} queries")
-        tr, te = split(full, cfg)
+        tr, te = (full, full.subset(np.array([], dtype=int))) if all_rows else split(full, cfg)
         router = MixLLMRouter(cfg).fit(tr)
         router.save(out)
         make_record(path, full, tr, te, cfg).save(out)

@@ -143,7 +143,8 @@ def test_linear_cost_model_recovers_linear_prices_and_handles_nan(task) -> None:
 
 def test_make_baselines_names() -> None:
     reg = baselines.make_baselines(seed=0, llms=LLMS)
-    expected = {"knn", "mlp", "svm", "mf", "tag_mean", "oracle", "random", *LLMS}
+    expected = {"knn", "mlp", "svm", "mf", "tag_mean", "sw_ranking", "optllm", "oracle", "random"}
+    expected |= set(LLMS)
     assert set(reg) == expected
     with pytest.raises(ValueError):
         baselines.make_baselines(llms=["oracle"])

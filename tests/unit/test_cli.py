@@ -159,3 +159,19 @@ def test_missing_data_file_is_a_clear_error(tmp_path):
     assert result.exit_code == 2
     assert "nope.csv" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.timeout(120)
+def test_train_on_all_rows_holds_nothing_out(workspace, tmp_path):
+    out = tmp_path / "prod"
+    args = ["train", "--data", str(workspace / "bench.csv"), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--config", str(workspace / "config.yaml"), "--all-rows"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "training.json").read_text())
+    assert record["test_ids"] == [] and len(record["train_ids"]) == 240
+    assert (out / "calibration_rows.npz").exists()  # the internal calibration split
+    # nothing left to evaluate on: evaluate says so instead of scoring training rows
+    result = runner.invoke(
+        app, ["evaluate", "--router", str(out), "--data", str(workspace / "bench.csv")]
+    )
+    assert result.exit_code != 0

@@ -57,7 +57,7 @@ def report(task, outputs) -> EvaluationReport:
 
 
 def test_baseline_outputs_keys_and_kinds(outputs) -> None:
-    assert set(outputs) == {"knn", "mlp", "svm", "mf", "tag_mean", "oracle", "random", *LLMS}
+    assert set(outputs) == {*baselines.LEARNED, "oracle", "random", *LLMS}
     for name in baselines.LEARNED:
         assert isinstance(outputs[name], ScoreRouterOutput)
     assert outputs["oracle"].kind == "oracle" and outputs["random"].kind == "random"
@@ -255,3 +255,12 @@ def test_router_outputs_sweep_and_calibrated_points(task) -> None:
     rep = evaluate_scores(test.data, sweep_out, calibrated=cal)
     assert rep.routers["mixllm"].operating_point == "calibrated"
     assert rep.calibrated["mixllm@10%"][0] <= rep.calibrated["mixllm@50%"][0]
+
+
+@pytest.mark.timeout(120)
+def test_baseline_outputs_limited_to_some_peers(task) -> None:
+    train, test = task
+    out = baseline_outputs(
+        train.data, test.data, train.X, test.X, train.tags, test.tags, progress=False, only=["knn"]
+    )
+    assert set(out) == {"knn", "oracle", "random", *LLMS}
