@@ -170,7 +170,7 @@ def benchmark_service(
     ratio to the bare embedding time, feedback durability; writes the service section of --out."""
     from flows.service_cli import ensure_champion, service_defaults
     from flows.training_cli import store_defaults
-    from mixllm.tools import loadtest
+    from mixllm.tools.sections import upsert_section
 
     service_defaults()
     store_defaults()
@@ -205,7 +205,7 @@ def benchmark_service(
         "goal_values": {"p50_c1_ms": GOAL_P50_MS, "rps_c16": GOAL_RPS},
         "json_name": json_path.name,
     }
-    loadtest.write_section(out, render_section(results))
+    upsert_section(out, "service", render_section(results))
     json_path.write_text(json.dumps(results, indent=2) + "\n")
     typer.echo(summary(results, str(out), str(json_path)))
     if low.errors or high.errors or not goals["durability"]:

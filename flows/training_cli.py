@@ -174,7 +174,7 @@ def benchmark_pipeline(
             result = train_flow(data=data)
             runs.append((label, time.perf_counter() - t0, result))
     section = pipeline_section(runs, datetime.now(UTC))
-    from mixllm.tools.benchmark import upsert_section
+    from mixllm.tools.sections import upsert_section
 
     upsert_section(out, "pipeline", section)
     typer.echo(section)

@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m mixllm.tools.bench_quality [data] [out.md] [router dir]``: refresh the
     section (the router dir: one `mixllm train` saved on the same split and prices)."""
     from mixllm.core.paths import default_data_path
-    from mixllm.tools.benchmark import upsert_section
+    from mixllm.tools.sections import upsert_section
 
     args = list(sys.argv[1:] if argv is None else argv)
     data_path = args[0] if args else str(default_data_path())

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import platform
-import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from mixllm.routing.encoder import SentenceEncoder
 from mixllm.routing.latency import poisson_arrivals, simulate_stream
 from mixllm.routing.router import MixLLMRouter, as_batch
 from mixllm.tools.continual_experiments import ContinualSize
+from mixllm.tools.sections import upsert_section, write_keeping_sections
 
 log = logging.getLogger(__name__)
 
@@ -301,30 +301,6 @@ def run_continual_section(
     )
     upsert_section(out, SECTION, text)
     return out
-
-
-_SECTION = re.compile(r"<!-- (?P<name>[\w-]+):start -->.*?<!-- (?P=name):end -->", re.DOTALL)
-
-
-def write_keeping_sections(path: Path, text: str) -> None:
-    """Write ``text`` to ``path``, keeping the marked sections other commands wrote there."""
-    old = path.read_text() if path.exists() else ""
-    kept = [m.group(0) for m in _SECTION.finditer(old)]
-    path.write_text("\n\n".join([text.rstrip(), *kept]) + "\n")
-
-
-def upsert_section(path: str | Path, name: str, body: str) -> None:
-    """Replace (or append) the section marked ``<!-- name:start -->`` in ``path``."""
-    path = Path(path)
-    block = f"<!-- {name}:start -->\n{body.strip()}\n<!-- {name}:end -->"
-    old = path.read_text() if path.exists() else "# MixLLM benchmarks\n"
-    pattern = re.compile(
-        rf"<!-- {re.escape(name)}:start -->.*?<!-- {re.escape(name)}:end -->", re.DOTALL
-    )
-    new = (
-        pattern.sub(lambda _: block, old) if pattern.search(old) else f"{old.rstrip()}\n\n{block}\n"
-    )
-    path.write_text(new)
 
 
 def _sample(data: RoutingData, n: int) -> RoutingData:

@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import httpx
@@ -24,8 +23,6 @@ import httpx
 from mixllm.core.errors import ConfigError, MixLLMError
 
 LOOPBACK = "127.0.0.1"
-SERVICE_START = "<!-- service:start -->"
-SERVICE_END = "<!-- service:end -->"
 ROUTE_CONCURRENCY = 16  # the durability check routes its queries at most this many at a time
 
 P = ParamSpec("P")
@@ -60,31 +57,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return float(ordered[rank - 1])
-
-
-def replace_section(
-    text: str, section: str, start: str = SERVICE_START, end: str = SERVICE_END
-) -> str:
-    """``text`` with the block from ``start`` to ``end`` replaced by ``section`` (or appended)."""
-    block = f"{start}\n{section.strip()}\n{end}"
-    i = text.find(start)
-    if i >= 0:
-        j = text.find(end, i + len(start))
-        if j < 0:
-            raise ConfigError(f"found {start} but no {end} after it")
-        return text[:i] + block + text[j + len(end) :]
-    if not text.strip():
-        return block + "\n"
-    return text.rstrip("\n") + "\n\n" + block + "\n"
-
-
-def write_section(path: str | Path, section: str) -> Path:
-    """Write ``section`` between the service markers of markdown ``path`` (created if missing)."""
-    path = Path(path)
-    old = path.read_text() if path.exists() else ""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(replace_section(old, section))
-    return path
 
 
 def blocking(coroutine_fn: Callable[P, Coroutine[Any, Any, R]], doc: str) -> Callable[P, R]:

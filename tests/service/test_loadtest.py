@@ -20,16 +20,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from mixllm.core.errors import ConfigError
-from mixllm.tools.loadtest import (
-    SERVICE_END,
-    SERVICE_START,
-    Durability,
-    feedback_durability,
-    percentile,
-    replace_section,
-    route_load,
-    write_section,
-)
+from mixllm.tools.loadtest import Durability, feedback_durability, percentile, route_load
+from mixllm.tools.sections import markers, replace_section, upsert_section
+
+SERVICE_START, SERVICE_END = markers("service")
 
 pytestmark = pytest.mark.service
 
@@ -166,21 +160,21 @@ def test_percentile_nearest_rank() -> None:
 
 def test_replace_section_replaces_or_appends(tmp_path) -> None:
     doc = f"# Benchmarks\n\nintro\n\n{SERVICE_START}\nold numbers\n{SERVICE_END}\n\n## Later\n"
-    new = replace_section(doc, "## Service\n\nnew numbers")
+    new = replace_section(doc, "service", "## Service\n\nnew numbers")
     assert "old numbers" not in new
     assert f"{SERVICE_START}\n## Service\n\nnew numbers\n{SERVICE_END}" in new
     assert new.startswith("# Benchmarks\n\nintro\n\n") and new.endswith("\n\n## Later\n")
-    assert replace_section(new, "## Service\n\nnew numbers") == new  # idempotent
+    assert replace_section(new, "service", "## Service\n\nnew numbers") == new  # idempotent
 
-    appended = replace_section("# Benchmarks\n\ntables\n", "## Service\n\nx")
+    appended = replace_section("# Benchmarks\n\ntables\n", "service", "## Service\n\nx")
     assert (
         appended == f"# Benchmarks\n\ntables\n\n{SERVICE_START}\n## Service\n\nx\n{SERVICE_END}\n"
     )
     with pytest.raises(ConfigError, match="no <!-- service:end -->"):
-        replace_section(f"{SERVICE_START}\ndangling", "x")
+        replace_section(f"{SERVICE_START}\ndangling", "service", "x")
 
-    path = write_section(tmp_path / "sub" / "B.md", "## Service\n\nfirst")
-    write_section(path, "## Service\n\nsecond")
+    path = upsert_section(tmp_path / "sub" / "B.md", "service", "## Service\n\nfirst")
+    upsert_section(path, "service", "## Service\n\nsecond")
     text = path.read_text()
     assert text.count(SERVICE_START) == 1 and "second" in text and "first" not in text
 

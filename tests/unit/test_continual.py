@@ -229,10 +229,10 @@ def test_better_new_llm_is_found_with_the_bonus_and_not_without():
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_section_runs_end_to_end_on_synthetic_data(tmp_path):
-    from mixllm.tools.benchmark import upsert_section
     from mixllm.tools.continual_experiments import ContinualSize, run_continual
     from mixllm.tools.continual_plots import plot_new_llm, plot_offline_online, plot_ood
     from mixllm.tools.continual_report import SECTION, render_continual
+    from mixllm.tools.sections import upsert_section
 
     prices = tmp_path / "prices.yaml"
     price_table().save(prices)
