@@ -64,15 +64,7 @@ def router_outputs(
 
 
 def evaluate_router(
-    router: Any,
-    train: RoutingData,
-    test: RoutingData,
-    *,
-    variants: Mapping[str, Any] | None = None,
-    plain_encoder: Any = None,
-    seed: int = 0,
-    progress: bool = True,
-    candidates: Sequence[str] | None = None,
+    router: Any, train: RoutingData, test: RoutingData, **options: Any
 ) -> EvaluationReport:
     """A fitted router, its ``variants`` (ablations) and every baseline, on the same test set.
 
@@ -81,17 +73,10 @@ def evaluate_router(
     Every router is limited to the LLMs both the router and ``test`` know (and to
     ``candidates`` when given); the report's ``notes`` say so when that drops any.
     Raises ``UnknownLLMError`` when fewer than one such LLM remains or a candidate is unknown.
+    ``options`` are those of ``collect_outputs`` (``variants``, ``plain_encoder``, ``seed``,
+    ``progress``, ``candidates``, ``peers``).
     """
-    run = collect_outputs(
-        router,
-        train,
-        test,
-        variants=variants,
-        plain_encoder=plain_encoder,
-        seed=seed,
-        progress=progress,
-        candidates=candidates,
-    )
+    run = collect_outputs(router, train, test, **options)
     report = evaluate_scores(
         run.test,
         run.outputs,
