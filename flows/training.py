@@ -42,7 +42,7 @@ from mixllm.data.long_format import long_from_frame
 from mixllm.registry import evalset, gate, stores
 from mixllm.registry.publish import PublishRequest
 from mixllm.routing.router import MixLLMRouter
-from mixllm.tools.benchmark import ABLATIONS as BENCHMARK_ABLATIONS
+from mixllm.tools.benchmark_report import ABLATIONS as BENCHMARK_ABLATIONS
 
 T = TypeVar("T")
 

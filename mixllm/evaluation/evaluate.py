@@ -15,9 +15,6 @@ from mixllm.evaluation.baselines import (
     LEARNED,
     LinearCostModel,
     MLPRouter,
-    OracleRouter,
-    RandomRouter,
-    SingleLLMRouter,
     TagMeanRouter,
     make_baselines,
 )
@@ -28,6 +25,7 @@ from mixllm.evaluation.protocol import (
     choices_from_llm_names,
     scores_from_predictions,
 )
+from mixllm.evaluation.reference_routers import OracleRouter, RandomRouter, SingleLLMRouter
 from mixllm.evaluation.report import COST_PCTS, EvaluationReport
 from mixllm.evaluation.scoring import evaluate_scores
 from mixllm.routing.training import make_encoder

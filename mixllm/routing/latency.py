@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +53,18 @@ def expected_wait(queue: QueueState | None, mean_service_s: float) -> float:
     if queue is None or queue.in_flight < queue.concurrency:
         return 0.0
     return (queue.in_flight - queue.concurrency + 1) * mean_service_s / queue.concurrency
+
+
+def queue_waits(
+    queue: dict[str, QueueState] | None, service: np.ndarray, llms: Sequence[str]
+) -> np.ndarray:
+    """(1, k) seconds each LLM's queue would make a new query wait (``service``: (n, k) s)."""
+    if not queue:
+        return np.zeros((1, service.shape[1]))
+    mean_service = service.mean(axis=0)
+    return np.array(
+        [expected_wait(queue.get(m), float(mean_service[j])) for j, m in enumerate(llms)]
+    )[None, :]
 
 
 def latency_penalty(total_latency_s: np.ndarray, config: LatencyConfig) -> np.ndarray:

@@ -28,9 +28,9 @@ from mixllm.routing.budget import CalibrationCache
 from mixllm.routing.decision import BudgetCalibration, choose, score
 from mixllm.routing.encoder import Encoder
 from mixllm.routing.estimates import CandidateTable, Estimates, estimate
-from mixllm.routing.latency import QueueState, expected_wait, latency_penalty
+from mixllm.routing.latency import QueueState, latency_penalty, queue_waits
 from mixllm.routing.outputs import CandidateScore, Decision, Predictions, as_batch
-from mixllm.routing.state import MemoryStateStore, OnlineState, StateStore
+from mixllm.routing.state import MemoryStateStore, OnlineState, StateStore, candidate_mask
 from mixllm.routing.tagging import Tagger
 from mixllm.routing.training import Training
 
@@ -205,7 +205,7 @@ class MixLLMRouter:
         if state is None or table is None:
             state, table = self._snapshot()
         if mask is None:
-            mask = _candidate_mask(state, None)
+            mask = candidate_mask(state, None)
         return self._calibrations.get(self._model(), state, table, mask, self.cfg.bandit.alpha)
 
     # -- prediction and routing ------------------------------------------------------------
@@ -290,10 +290,10 @@ class MixLLMRouter:
         else:
             budget = model.calibration.budget_usd(budget_usd, budget_pct)
         state, table, est = self._estimate(X, tags, tokens)
-        mask = _candidate_mask(state, candidates)
+        mask = candidate_mask(state, candidates)
         # lambda for THIS candidate set and state: a budget holds for any of them
         lam = self.calibration_for(mask, state, table).lambda_for(budget)
-        lat = est.service_s + _waits(queue, est.service_s, table)
+        lat = est.service_s + queue_waits(queue, est.service_s, table.llms)
         bonus = self.cfg.bandit.alpha * est.uncertainty
         if queue is not None:
             bonus = bonus - latency_penalty(lat, self.cfg.latency)
@@ -418,32 +418,3 @@ class MixLLMRouter:
         router = cls(model.config, store=store)
         router._serve(model, state)
         return router
-
-
-def _candidate_mask(state: OnlineState, candidates: Sequence[str] | None) -> np.ndarray:
-    """(k,) bool over ``state.known``; raises on unknown/removed names or an empty set."""
-    if candidates is None:
-        names = set(state.active)
-    else:
-        unknown = [c for c in candidates if c not in state.active]
-        if unknown:
-            raise UnknownLLMError(
-                f"unknown or removed LLM(s) in candidates: {', '.join(unknown)}; "
-                f"active: {', '.join(state.active)}"
-            )
-        names = set(candidates)
-    if not names:
-        raise InvalidRequestError("no candidate LLM to route to")
-    return np.array([m in names for m in state.known])
-
-
-def _waits(
-    queue: dict[str, QueueState] | None, service: np.ndarray, table: CandidateTable
-) -> np.ndarray:
-    """(1, k) seconds each LLM's queue would make a new query wait."""
-    if not queue:
-        return np.zeros((1, service.shape[1]))
-    mean_service = service.mean(axis=0)
-    return np.array(
-        [expected_wait(queue.get(m), float(mean_service[j])) for j, m in enumerate(table.llms)]
-    )[None, :]

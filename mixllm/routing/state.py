@@ -13,7 +13,7 @@ never sees a half-applied update.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -166,3 +166,26 @@ class MemoryStateStore:
             new.version += 1
             self._state = new
             return result
+
+
+def candidate_mask(state: OnlineState, candidates: Sequence[str] | None) -> np.ndarray:
+    """(k,) bool over ``state.known``: the active LLMs, or ``candidates`` among them.
+
+    Raises ``UnknownLLMError`` on unknown or removed names, ``InvalidRequestError`` on an
+    empty set.
+    """
+    from mixllm.core.errors import InvalidRequestError, UnknownLLMError
+
+    if candidates is None:
+        names = set(state.active)
+    else:
+        unknown = [c for c in candidates if c not in state.active]
+        if unknown:
+            raise UnknownLLMError(
+                f"unknown or removed LLM(s) in candidates: {', '.join(unknown)}; "
+                f"active: {', '.join(state.active)}"
+            )
+        names = set(candidates)
+    if not names:
+        raise InvalidRequestError("no candidate LLM to route to")
+    return np.array([m in names for m in state.known])

@@ -11,7 +11,7 @@ from _synth import LLMS, PRICES, Synth, make_synth, split
 from threadpoolctl import threadpool_limits
 
 from mixllm.core.errors import NotFittedError
-from mixllm.evaluation import baselines, metrics
+from mixllm.evaluation import baselines, metrics, reference_routers
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -34,7 +34,7 @@ def _fit_predict(name: str, train: Synth, test: Synth) -> np.ndarray:
 
 
 def _random_quality(test: Synth) -> float:
-    ch = baselines.RandomRouter(seed=0).choose(len(test.X), len(LLMS))
+    ch = reference_routers.RandomRouter(seed=0).choose(len(test.X), len(LLMS))
     return metrics.operating_point(ch, test.data.quality, test.data.cost)[1]
 
 
@@ -88,14 +88,14 @@ def test_tag_mean_averages_tags_and_falls_back_to_global_mean() -> None:
 def test_oracle_is_best_quality_at_lowest_cost() -> None:
     quality = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0], [np.nan, 1.0, 1.0]])
     cost = np.array([[3.0, 1.0, 2.0], [1.0, 1.0, 5.0], [2.0, 4.0, 3.0], [0.0, 2.0, 1.0]])
-    ch = baselines.OracleRouter().choose(quality, cost)
+    ch = reference_routers.OracleRouter().choose(quality, cost)
     assert ch.tolist() == [1, 2, 0, 2]
 
 
 def test_oracle_dominates_every_single_llm_on_synthetic_data(task) -> None:
     _, test = task
     q, c = test.data.quality, test.data.cost
-    oc, oq = metrics.operating_point(baselines.OracleRouter().choose(q, c), q, c)
+    oc, oq = metrics.operating_point(reference_routers.OracleRouter().choose(q, c), q, c)
     assert oq == pytest.approx(q.max(axis=1).mean())
     for j in range(len(LLMS)):
         _, sq = metrics.operating_point(np.full(len(q), j), q, c)
@@ -108,7 +108,7 @@ def test_oracle_dominates_every_single_llm_on_synthetic_data(task) -> None:
 def test_oracle_curve_starts_at_the_oracle_point_and_bounds_other_routers(task) -> None:
     train, test = task
     q, c = test.data.quality, test.data.cost
-    oracle = baselines.OracleRouter()
+    oracle = reference_routers.OracleRouter()
     curve = oracle.curve_choices(q, c)
     assert np.array_equal(curve[0], oracle.choose(q, c))
     pts = np.array([metrics.operating_point(row, q, c) for row in curve])
@@ -120,14 +120,14 @@ def test_oracle_curve_starts_at_the_oracle_point_and_bounds_other_routers(task) 
 
 
 def test_random_router_is_seeded_and_uniform() -> None:
-    a = baselines.RandomRouter(seed=5).choose(4000, 4)
-    assert np.array_equal(a, baselines.RandomRouter(seed=5).choose(4000, 4))
-    assert not np.array_equal(a, baselines.RandomRouter(seed=6).choose(4000, 4))
+    a = reference_routers.RandomRouter(seed=5).choose(4000, 4)
+    assert np.array_equal(a, reference_routers.RandomRouter(seed=5).choose(4000, 4))
+    assert not np.array_equal(a, reference_routers.RandomRouter(seed=6).choose(4000, 4))
     assert np.allclose(np.bincount(a, minlength=4) / 4000, 0.25, atol=0.03)
 
 
 def test_single_llm_router() -> None:
-    assert baselines.SingleLLMRouter("medium").choose(3, LLMS).tolist() == [2, 2, 2]
+    assert reference_routers.SingleLLMRouter("medium").choose(3, LLMS).tolist() == [2, 2, 2]
 
 
 def test_linear_cost_model_recovers_linear_prices_and_handles_nan(task) -> None:
