@@ -3,13 +3,12 @@ both AIQ conventions with bootstrap intervals, out-of-domain APGR and budget fid
 
 ``quality_section`` returns the markdown (and writes its plots next to the report);
 ``mixllm benchmark`` puts it between ``<!-- quality:start/end -->`` markers, and
-``python -m mixllm.tools.bench_quality [data] [out.md]`` refreshes only that section.
+``mixllm benchmark --only quality`` refreshes only that section.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -316,19 +315,18 @@ def tag_choices(data: RoutingData, cfg: MixLLMConfig) -> list[str]:
     return [*lines, ""]
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m mixllm.tools.bench_quality [data] [out.md] [router dir]``: refresh the
-    section (the router dir: one `mixllm train` saved on the same split and prices)."""
-    from mixllm.core.paths import default_data_path
+def write_quality_section(
+    data_path: str,
+    out: str | Path,
+    config: MixLLMConfig | None = None,
+    limit: int | None = None,
+    router: MixLLMRouter | None = None,
+) -> Path:
+    """Re-run the quality measurements and rewrite only their section of ``out``
+    (``mixllm benchmark --only quality``)."""
     from mixllm.tools.sections import upsert_section
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    data_path = args[0] if args else str(default_data_path())
-    out = Path(args[1] if len(args) > 1 else "docs/BENCHMARKS.md")
-    router = MixLLMRouter.load(args[2]) if len(args) > 2 else None
-    logging.basicConfig(level=logging.INFO)
-    upsert_section(out, "quality", quality_section(data_path, out.parent, router=router))
-
-
-if __name__ == "__main__":
-    main()
+    out = Path(out)
+    return upsert_section(
+        out, "quality", quality_section(data_path, out.parent, config, limit, router=router)
+    )

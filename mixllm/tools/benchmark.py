@@ -197,12 +197,14 @@ def run_benchmark(
     config: MixLLMConfig | None = None,
     limit: int | None = None,
     continual: ContinualSize | None = None,
+    quality: bool = True,
 ) -> Path:
     """Run every measurement and write the markdown report (+ Pareto PNG and JSON) to ``out``.
 
     ``limit`` keeps a stratified sample of that many queries (smoke runs); the committed
     numbers use all of them. ``continual``: the size of the continual-learning section
-    (None: that section is not re-run and its previous text is kept).
+    (None: that section is not re-run and its previous text is kept); ``quality=False``
+    keeps the previous peers / intervals / out-of-domain section instead of re-running it.
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -256,7 +258,8 @@ def run_benchmark(
     write_keeping_sections(out, text)
     from mixllm.tools.bench_quality import quality_section  # peers, CIs, OOD, budget fidelity
 
-    upsert_section(out, "quality", quality_section(data_path, out.parent, base, limit))
+    if quality:
+        upsert_section(out, "quality", quality_section(data_path, out.parent, base, limit))
     if continual is not None:
         run_continual_section(data_path, out, messplus_path, base, continual)
     return out

@@ -213,7 +213,11 @@ def benchmark(
     ] = None,
     only: Annotated[
         str | None,
-        typer.Option("--only", help="'continual': re-run only that section, keep the rest"),
+        typer.Option(
+            "--only",
+            help="re-run one part, keep the rest: 'main' (tables, ablations, latency, "
+            "speed), 'quality' (peers, intervals, out of domain, budget fidelity), 'continual'",
+        ),
     ] = None,
     continual_size: Annotated[
         str,
@@ -230,14 +234,21 @@ def benchmark(
 
         cfg = load_config(config) if config else None
         sizes = {"full": ContinualSize(), "quick": ContinualSize.quick(), "skip": None}
-        if continual_size not in sizes or only not in (None, "continual"):
-            raise typer.BadParameter("--continual-size: full|quick|skip; --only: continual")
+        if continual_size not in sizes or only not in (None, "main", "quality", "continual"):
+            raise typer.BadParameter(
+                "--continual-size: full|quick|skip; --only: main|quality|continual"
+            )
         if only == "continual":
             size = sizes[continual_size] or ContinualSize()
             path = run_continual_section(resolve_data(data), out, messplus, cfg, size)
+        elif only == "quality":
+            from mixllm.tools.bench_quality import write_quality_section
+
+            path = write_quality_section(resolve_data(data), out, cfg, limit)
         else:
-            path = run_benchmark(resolve_data(data), out, messplus, cfg, limit,
-                                 sizes[continual_size])  # fmt: skip
+            continual = None if only == "main" else sizes[continual_size]
+            path = run_benchmark(resolve_data(data), out, messplus, cfg, limit, continual,
+                                 quality=only != "main")  # fmt: skip
     except (MixLLMError, OSError) as exc:
         _fail(exc)
     typer.echo(f"wrote {path}")
