@@ -28,6 +28,11 @@ from mixllm.routing.state import OnlineState
 # lands the spend closer to the stated budget (step ~ 6 % in lambda at 300 points).
 CANDIDATE_GRID_SIZE = 300
 _CACHE_SIZE = 64
+# Feedback moves the bandit's corrections, hence the choices at a given lambda, but slowly:
+# re-calibrating on every state version would put a ~50-100 ms sweep on the request after
+# every feedback. The key holds what moves spend at once (candidate set, runtime LLMs,
+# learned cost scales); bandit learning refreshes the calibration every this many versions.
+REFRESH_VERSIONS = 256
 
 
 def calibrate_for(
@@ -94,11 +99,12 @@ def _recorded_or_predicted(
 
 
 class CalibrationCache:
-    """Calibrations keyed by (online-state version, candidate mask); bounded, thread-safe."""
+    """Calibrations keyed by what moves spend (candidates, runtime LLMs, cost scales) and by
+    the state version in steps of ``REFRESH_VERSIONS``; bounded, thread-safe."""
 
     def __init__(self, size: int = _CACHE_SIZE) -> None:
         self._size = size
-        self._items: dict[tuple[int, bytes], BudgetCalibration] = {}
+        self._items: dict[tuple, BudgetCalibration] = {}
         self._lock = threading.Lock()
 
     def __deepcopy__(self, memo: dict) -> CalibrationCache:
@@ -114,7 +120,13 @@ class CalibrationCache:
         alpha: float,
     ) -> BudgetCalibration:
         """The cached calibration for this state version and mask, computed on a miss."""
-        key = (table.version, np.asarray(mask, dtype=bool).tobytes() + repr(table.llms).encode())
+        key = (
+            table.version // REFRESH_VERSIONS,
+            np.asarray(mask, dtype=bool).tobytes(),
+            tuple(table.llms),
+            tuple(np.round(table.cost_scale, 3)),
+            tuple(sorted(state.added)),
+        )
         with self._lock:
             hit = self._items.get(key)
         if hit is not None:
