@@ -166,11 +166,14 @@ def bind_host(argv: list[str] | None = None) -> str:
     """The address `bentoml serve` binds: its --host option, else $BENTOML_HOST, else the
     service's configured default (127.0.0.1, see the decorator below)."""
     argv = sys.argv if argv is None else argv
-    for i, arg in enumerate(argv):
+    found = None
+    for i, arg in enumerate(argv):  # the LAST --host wins, as click applies it
         if arg == "--host" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--host="):
-            return arg.split("=", 1)[1]
+            found = argv[i + 1]
+        elif arg.startswith("--host="):
+            found = arg.split("=", 1)[1]
+    if found is not None:
+        return found
     if os.environ.get("BENTOML_HOST"):
         return os.environ["BENTOML_HOST"]
     from bentoml._internal.configuration.containers import BentoMLContainer

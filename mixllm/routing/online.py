@@ -16,6 +16,11 @@ from mixllm.routing.state import OnlineState, RuntimeLLM
 
 # Weight of a new observation in the learned cost and latency scales (an EWMA).
 SCALE_WEIGHT = 0.1
+# One observation may claim at most this factor between observed and predicted, and the
+# learned scale stays within [1/MAX_SCALE, MAX_SCALE]: a single in-range but wild feedback
+# (cost $100 for a $0.0001 call) must not price an LLM out of every later decision.
+MAX_RATIO = 10.0
+MAX_SCALE = 10.0
 
 
 def learn(
@@ -43,11 +48,11 @@ def learn(
         residual = quality - float(est.offline_quality[0, j])
         state.bandit.update(llm, est.Z[0], residual, weight)
     if cost is not None and est.base_cost[0, j] > 0:
-        ratio = cost / float(est.base_cost[0, j])
-        state.cost_scale[llm] = _ewma(state.cost_scale[llm], ratio)
+        state.cost_scale[llm] = _rescaled(state.cost_scale[llm], cost, est.base_cost[0, j])
     if latency_s is not None and est.base_service_s[0, j] > 0:
-        ratio = latency_s / float(est.base_service_s[0, j])
-        state.latency_scale[llm] = _ewma(state.latency_scale[llm], ratio)
+        state.latency_scale[llm] = _rescaled(
+            state.latency_scale[llm], latency_s, est.base_service_s[0, j]
+        )
 
 
 def add_candidate(state: OnlineState, spec: LLMSpec, prior: float, trained: bool) -> None:
@@ -74,5 +79,8 @@ def remove_candidate(state: OnlineState, name: str) -> None:
     state.active.remove(name)
 
 
-def _ewma(old: float, new: float, weight: float = SCALE_WEIGHT) -> float:
-    return (1 - weight) * old + weight * new
+def _rescaled(scale: float, observed: float, predicted: float) -> float:
+    """The EWMA of observed / predicted, each ratio and the result bounded (see MAX_*)."""
+    ratio = min(max(observed / float(predicted), 1 / MAX_RATIO), MAX_RATIO)
+    new = (1 - SCALE_WEIGHT) * scale + SCALE_WEIGHT * ratio
+    return min(max(new, 1 / MAX_SCALE), MAX_SCALE)

@@ -8,6 +8,7 @@ than ``MAX_DEPTH``, or carries a non-finite number (``NaN``, ``Infinity``).
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any
 
@@ -16,6 +17,7 @@ from mixllm.core.text import check_text
 
 MAX_BODY_BYTES_ENV = "MIXLLM_MAX_BODY_BYTES"
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # room for a 128k-token conversation in JSON
+MAX_INT_DIGITS = 40  # no field needs more; Python refuses > 4300 digits with a ValueError
 MAX_DEPTH = 32  # OpenAI bodies nest ~6 levels (messages -> content parts -> ...)
 _TOO_DEEP = f"request body is nested deeper than {MAX_DEPTH} levels"
 
@@ -36,6 +38,18 @@ def _no_constant(name: str) -> Any:
     return _NonFinite(name)
 
 
+def _float(text: str) -> Any:
+    value = float(text)
+    # 1e400 parses to inf: as non-finite as the Infinity literal
+    return value if math.isfinite(value) else _NonFinite(text)
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise InvalidRequestError(f"request body holds an integer of {len(text)} digits")
+    return int(text)
+
+
 def parse_body(raw: bytes, limit: int | None = None) -> Any:
     """The JSON value of a request body, checked (see the module docstring)."""
     limit = max_body_bytes() if limit is None else limit
@@ -48,7 +62,7 @@ def parse_body(raw: bytes, limit: int | None = None) -> Any:
             f"request body is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
         ) from None
     try:
-        value = json.loads(text, parse_constant=_no_constant)
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_float, parse_int=_int)
     except RecursionError:
         raise InvalidRequestError(
             f"request body is nested deeper than {MAX_DEPTH} levels"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mixllm.core.errors import NotFittedError, UnavailableError, first_line
-from mixllm.registry.feedback import redact_url
+from mixllm.registry.messages import public_url
 from mixllm.serving.formatting import now_iso
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class RegistrySource:
         """Model name and store, password hidden."""
         from mixllm.registry import stores as registry
 
-        return f"{self.model_name}@champion in {redact_url(self.uri or registry.tracking_uri())}"
+        return f"{self.model_name}@champion in {public_url(self.uri or registry.tracking_uri())}"
 
 
 MAX_FALLBACKS = 5  # earlier versions tried when the champion cannot load at start

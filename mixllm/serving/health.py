@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mixllm.core.errors import MixLLMError
-from mixllm.registry.feedback import FeedbackStore, redact_url
+from mixllm.registry.feedback import FeedbackStore
+from mixllm.registry.messages import public_url
 from mixllm.serving import openai_compat
 from mixllm.serving.champion import ChampionSlot
 from mixllm.serving.concurrency import InFlight
@@ -41,7 +42,7 @@ class ServiceHealth:
             },
             "llms": list(champion.router.llms_) if champion else [],
             "in_flight": self.inflight.snapshot(),
-            "feedback_store": {"url": redact_url(self.store.url), "error": store_error},
+            "feedback_store": {"url": public_url(self.store.url), "error": store_error},
             "retraining": self.retrainer.describe(),
         }
 

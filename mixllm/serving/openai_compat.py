@@ -59,7 +59,7 @@ class ChatCompletionRequest(BaseModel):
 
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
-    stream: bool = False
+    stream: bool = Field(False, strict=True)  # "yes" or 1 is a client bug, not true
     stream_options: StreamOptions | None = None
     n: int | None = Field(None, ge=1, le=128, strict=True)
     max_tokens: int | None = Field(None, ge=1, le=MAX_ANSWER_TOKENS, strict=True)

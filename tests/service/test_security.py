@@ -230,6 +230,10 @@ def test_bind_host_reads_bentoml_serve_options() -> None:
 
     assert bind_host(["bentoml", "serve", "x", "--host", "0.0.0.0"]) == "0.0.0.0"
     assert bind_host(["bentoml", "serve", "x", "--host=10.1.1.1"]) == "10.1.1.1"
+    # click applies the LAST --host: a loopback one before it must not hide it
+    assert bind_host(["bentoml", "serve", "x", "--host", "127.0.0.1", "--host", "0.0.0.0"]) == (
+        "0.0.0.0"
+    )
     with patched_env({}, unset=["BENTOML_HOST"]):
         assert bind_host(["bentoml", "serve", "x"]) == "127.0.0.1"
     with patched_env({"BENTOML_HOST": "0.0.0.0"}):

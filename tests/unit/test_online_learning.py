@@ -185,3 +185,17 @@ def test_damaged_router_is_named(router, tmp_path):
     (tmp_path / "r" / "model.json").write_text("{")
     with pytest.raises(NotFittedError, match="incomplete or damaged"):
         MixLLMRouter.load(tmp_path / "r")
+
+
+def test_one_wild_cost_feedback_moves_the_price_a_bounded_amount(router):
+    # review finding: one in-range feedback (cost $100 on a cheap call) priced the LLM out
+    # of routing (its predicted cost x 1e5); a single observation may move it ~2x at most
+    def cost_of(llm: str) -> float:
+        return next(c.cost for c in router.route(CODE_Q).candidates if c.llm == llm)
+
+    before = cost_of("premium")
+    router.update(CODE_Q, "premium", quality=0.5, cost=100.0)
+    assert before < cost_of("premium") <= 2.0 * before
+    for _ in range(200):
+        router.update(CODE_Q, "premium", cost=100.0)
+    assert cost_of("premium") <= 10.0 * before * 1.0001  # the scale is bounded too
