@@ -56,6 +56,9 @@ def calibrate_for(
     c_hat = np.where(mask, est.cost, np.nan)
     bonus = alpha * est.uncertainty
     ref = model.calibration.reference_cost
+    if not (np.isfinite(c_hat) & (c_hat > 0)).any():
+        # only free candidates: cost cannot trade against quality, lambda 0 is the answer
+        return BudgetCalibration.fit(q_hat, c_hat, bonus, quality, spend, ref, lambdas=np.zeros(1))
     coarse = BudgetCalibration.fit(
         q_hat, c_hat, bonus, quality, spend, ref, lambdas=lambda_grid(c_hat, size)
     )

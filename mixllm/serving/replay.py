@@ -128,8 +128,10 @@ class ReplayBackend:
         return str(index.responses[llm][row]), detail, row
 
     async def complete(self, llm: str, model: str, body: dict[str, Any]) -> BackendReply:
-        """The recorded answer with its recorded quality and cost."""
+        """The recorded answer of ``model`` (the route's model id, what
+        ``check_answerable`` checked) with its recorded quality and cost."""
         t0 = time.perf_counter()
+        llm = model  # recordings are keyed by the model that answered them
         answer, detail, row = self._reply_parts(llm, body)
         answer, finish = cut_answer(answer, body)
         index = self._load()
@@ -145,7 +147,8 @@ class ReplayBackend:
         )
 
     async def open_stream(self, llm: str, model: str, body: dict[str, Any]) -> BackendStream:
-        """The recorded answer cut in small pieces, as OpenAI chunks."""
+        """The recorded answer of ``model`` cut in small pieces, as OpenAI chunks."""
+        llm = model  # recordings are keyed by the model that answered them
         answer, detail, row = self._reply_parts(llm, body)
         answer, finish = cut_answer(answer, body)
         index = self._load()

@@ -51,3 +51,26 @@ def test_public_health_shows_no_path_or_credential(client) -> None:
     assert "mlflow.db" in body  # the store is named ...
     for leak in ("/tmp/", "/work/", "password", "***@"):  # ... without its path or secrets
         assert leak not in body, leak
+
+
+def test_an_llm_added_on_the_replay_backend_answers_as_checked(client) -> None:
+    # review finding: the check accepted `model` (recorded) while replay answered by the
+    # new LLM's name (no recordings): every chat it won was a 502
+    from tests.service.test_app import chat_body
+    from tests.tiny_data import STRONG, query
+
+    new = {
+        "name": "alias-of-strong",
+        "input_price": 0.0,
+        "output_price": 0.0,
+        "backend": "replay",
+        "model": STRONG,
+    }
+    assert client.post("/llms", json=new).status_code == 200
+    try:
+        body = {**chat_body(query("arc-challenge", 2)), "candidates": ["alias-of-strong"]}
+        resp = client.post("/v1/chat/completions", json=body)
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["model"] == "alias-of-strong"
+    finally:
+        client.delete("/llms/alias-of-strong")
