@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mixllm.core.errors import DataError
 from mixllm.core.types import LoadReport, RoutingData
 from mixllm.data.accounting import check_rows, finish, rows_text
 from mixllm.data.frames import flat, listed, query_frame, require_columns, text_ids
@@ -19,19 +18,22 @@ LONG_COLUMNS = ("query", "llm", "quality", "cost")
 _OPTIONAL = ("latency_s", "output_tokens")
 
 
-def _checked(df: pd.DataFrame, column: str, source: str, low: float, high: float) -> pd.Series:
-    """A numeric column; a non-number or a value outside [low, high] is a DataError."""
+def _checked(
+    df: pd.DataFrame, column: str, low: float, high: float, notes: list[str]
+) -> tuple[pd.Series, pd.Series]:
+    """(values, bad): a numeric column and the rows holding a non-number or a value outside
+    [low, high]; such rows are named in ``notes`` and then skipped, as in the wide format."""
     raw = df[column]
     values = pd.to_numeric(raw, errors="coerce").astype(float)
     bad = (values.isna() & raw.notna()) | (values.notna() & ~values.between(low, high))
     bad |= np.isinf(values)
     if bad.any():
         rows = listed((np.flatnonzero(bad.to_numpy()) + 1).tolist())
-        raise DataError(
-            f"{source}: {rows_text(int(bad.sum()))} with a non-numeric or out-of-range value in "
+        notes.append(
+            f"{rows_text(int(bad.sum()))} skipped: a non-numeric or out-of-range value in "
             f"column {column!r} (expected a number in [{low}, {high}]); data rows {rows}"
         )
-    return values
+    return values, bad
 
 
 def _content_id(text: str) -> str:
@@ -44,9 +46,9 @@ def long_from_frame(df: pd.DataFrame, source: str = "long") -> RoutingData:
     require_columns(LONG_COLUMNS, df.columns, source, "long-format")
     report = LoadReport(source=source, rows_read=len(df))
     optional = [c for c in _OPTIONAL if c in df.columns]
-    obs = _observations(df, source, optional)
+    obs, out_of_range = _observations(df, optional, report.notes)
 
-    has_quality = obs["quality"].notna()
+    has_quality = obs["quality"].notna() & ~out_of_range
     valid_other = obs[["cost", "llm", "query"]].notna().all(axis=1)
     report.skipped_missing_quality = int((~has_quality).sum())
     report.skipped_other = int((has_quality & ~valid_other).sum())
@@ -56,16 +58,18 @@ def long_from_frame(df: pd.DataFrame, source: str = "long") -> RoutingData:
     return finish(_pivot(obs, optional, report))
 
 
-def _observations(df: pd.DataFrame, source: str, optional: list[str]) -> pd.DataFrame:
-    """The checked observations: numbers in range, ids, LLM names and texts as strings."""
-    obs = pd.DataFrame(
-        {
-            "quality": _checked(df, "quality", source, 0.0, 1.0),
-            "cost": _checked(df, "cost", source, 0.0, np.inf),
-        }
-    )
-    for column in optional:
-        obs[column] = _checked(df, column, source, 0.0, np.inf)
+def _observations(
+    df: pd.DataFrame, optional: list[str], notes: list[str]
+) -> tuple[pd.DataFrame, pd.Series]:
+    """(observations, bad rows): numbers checked against their ranges, ids, LLM names and
+    texts as strings."""
+    bounds = {"quality": (0.0, 1.0), "cost": (0.0, np.inf)}
+    bounds |= dict.fromkeys(optional, (0.0, np.inf))
+    obs = pd.DataFrame(index=df.index)
+    bad = pd.Series(False, index=df.index)
+    for column, (low, high) in bounds.items():
+        obs[column], wrong = _checked(df, column, low, high, notes)
+        bad |= wrong
 
     query = df["query"].where(df["query"].isna(), df["query"].astype(str))
     ids = (
@@ -81,7 +85,7 @@ def _observations(df: pd.DataFrame, source: str, optional: list[str]) -> pd.Data
     obs["query"] = query
     obs["prompt"] = _text_or(df, "prompt", query)
     obs["source"] = _text_or(df, "source", pd.Series("custom", index=df.index))
-    return obs
+    return obs, bad
 
 
 def _text_or(df: pd.DataFrame, column: str, fallback: pd.Series) -> pd.Series:

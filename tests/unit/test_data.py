@@ -238,15 +238,19 @@ def test_long_format_bad_quality(tmp_path, long_df, write_data) -> None:
     df = long_df.astype({"quality": object})
     df.loc[1, "quality"] = 1.5
     df.loc[3, "quality"] = "good"
-    with pytest.raises(DataError, match=r"2 rows with .* column 'quality'"):
-        load_long(write_data(df, tmp_path / "logs.csv"))
+    # reported and skipped, as in the wide format (issue #9): never the whole file refused
+    data = load_long(write_data(df, tmp_path / "logs.csv"))
+    note = " ".join(data.report.notes)
+    assert "2 rows skipped" in note and "column 'quality'" in note and "data rows 2, 4" in note
+    assert np.isfinite(data.quality[np.isfinite(data.quality)]).all()
+    assert np.nanmax(data.quality) <= 1.0
 
 
 def test_long_format_negative_cost_and_missing_columns(tmp_path, long_df, write_data) -> None:
-    with pytest.raises(DataError, match=r"1 row with .* column 'cost'"):
-        load_long(
-            write_data(long_df.assign(cost=[0.1, -1, 0.1, 0.1, 0.1, 0.1]), tmp_path / "c.csv")
-        )
+    bad_cost = long_df.assign(cost=[0.1, -1, 0.1, 0.1, 0.1, 0.1])
+    data = load_long(write_data(bad_cost, tmp_path / "c.csv"))
+    assert "1 row skipped" in " ".join(data.report.notes)
+    assert np.nanmin(data.cost) >= 0
     with pytest.raises(DataError, match="missing required long-format columns: llm, cost"):
         load_long(write_data(long_df.drop(columns=["llm", "cost"]), tmp_path / "m.csv"))
 
