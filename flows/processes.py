@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+import psutil
+
 DEFAULT_GRACE_S = 30.0  # BentoML drains in-flight requests within its graceful timeout
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -37,18 +39,38 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
 def stop_group(proc: subprocess.Popen, grace_s: float, sig: int = signal.SIGTERM) -> int:
     """Send ``sig`` to the child's process group, wait up to ``grace_s`` for the whole group
-    to exit, SIGKILL what is left; the child's exit code."""
+    to exit, SIGKILL what is left; the child's exit code.
+
+    BentoML starts its workers in sessions of their own, out of the group's reach, and a
+    worker orphaned by its parent's exit is no longer anyone's child: so every descendant
+    is listed before the signal, and those still alive at the deadline are killed too.
+    """
     pgid = proc.pid
+    family = _descendants(proc.pid)
     _signal_group(pgid, sig)
+    for child in family:
+        with contextlib.suppress(psutil.Error):
+            child.send_signal(sig)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        if proc.poll() is not None and not _group_alive(pgid):
+        alive = [c for c in family if c.is_running()]
+        if proc.poll() is not None and not _group_alive(pgid) and not alive:
             break
         time.sleep(0.1)
     else:
         _signal_group(pgid, signal.SIGKILL)
+        for child in family:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
     try:
         return proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
