@@ -7,7 +7,8 @@ Everything MixLLM writes by default hangs off the *project directory*:
 | project directory | the current working directory | ``$MIXLLM_PROJECT_DIR`` |
 | MLflow tracking store and artifacts | ``<project>/mlruns/`` | ``$MLFLOW_TRACKING_URI`` |
 | built bentos | ``<project>/bentos/`` | ``$BENTOML_HOME`` |
-| runtime state (caches, feedback DB, Prefect home) | ``<project>/.mixllm/`` | ``$MIXLLM_HOME`` |
+| runtime state (caches, feedback DB) | ``<project>/.mixllm/`` | ``$MIXLLM_HOME`` |
+| Prefect home (embedded mode) | ``<project>/.prefect/`` | ``$PREFECT_HOME`` |
 | default training data | ``<project>/../shared/data/routerbench`` | ``$MIXLLM_DATA`` |
 
 The package's own location is never used: in a wheel install it is site-packages.

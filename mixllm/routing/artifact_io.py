@@ -27,6 +27,7 @@ Loading checks ``format`` and ``format_version`` first and names what is wrong.
 from __future__ import annotations
 
 import json
+import zipfile
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -154,13 +155,16 @@ def load_router(
             bandit_prior=LinUCB.from_arrays(_prefixed(arrays, "bandit.")),
             calibration_rows=_load_rows(path / ROWS_FILE),
         )
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise NotFittedError(f"router at {path} is incomplete or damaged: {exc}") from None
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
+        what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise NotFittedError(f"router at {path} is incomplete or damaged: {what}") from None
     state_file = path / STATE_FILE
-    state = (
-        OnlineState.from_dict(json.loads(state_file.read_text())) if state_file.exists() else None
-    )
-    return model, state
+    if not state_file.exists():
+        return model, None
+    try:
+        return model, OnlineState.from_dict(json.loads(state_file.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise NotFittedError(f"router at {path}: {STATE_FILE} is damaged ({exc})") from None
 
 
 def _prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:

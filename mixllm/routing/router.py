@@ -19,7 +19,7 @@ import pandas as pd
 
 from mixllm.core.bounds import check_cost, check_latency, check_quality
 from mixllm.core.config import MixLLMConfig
-from mixllm.core.errors import InvalidRequestError, NotFittedError, UnknownLLMError
+from mixllm.core.errors import ConfigError, InvalidRequestError, NotFittedError, UnknownLLMError
 from mixllm.core.prices import LLMSpec, PriceTable
 from mixllm.core.types import RoutingData
 from mixllm.routing import artifact_io, online
@@ -128,7 +128,7 @@ class MixLLMRouter:
             # a store of our own starts afresh with every fit or load
             self.store = MemoryStateStore(state)
         else:
-            self.store.seed(state)
+            _check_compatible(model, self.store.seed(state))
         self._table = None
         self._calibrations = CalibrationCache()
 
@@ -418,3 +418,16 @@ class MixLLMRouter:
         router = cls(model.config, store=store)
         router._serve(model, state)
         return router
+
+
+def _check_compatible(model: TrainedRouter, held: OnlineState) -> None:
+    """ConfigError when a shared store already holds the state of another router (other
+    LLMs, another bandit context): serving it would mix statistics of different models."""
+    missing = [m for m in model.llms if m not in held.known]
+    if missing or held.bandit.dim != model.bandit_prior.dim:
+        raise ConfigError(
+            "the state store holds the online state of another router "
+            f"(LLMs not in it: {', '.join(missing) or 'none'}; bandit context "
+            f"{held.bandit.dim} vs {model.bandit_prior.dim}): use another store prefix "
+            "per router version, or clear it"
+        )

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from _routing import fast_config, make_task, price_table
 
-from mixllm.core.errors import InvalidRequestError, NotFittedError
+from mixllm.core.errors import ConfigError, InvalidRequestError, NotFittedError
 from mixllm.routing.router import MixLLMRouter
 from mixllm.routing.state import MemoryStateStore, OnlineState
 
@@ -199,3 +199,21 @@ def test_one_wild_cost_feedback_moves_the_price_a_bounded_amount(router):
     for _ in range(200):
         router.update(CODE_Q, "premium", cost=100.0)
     assert cost_of("premium") <= 10.0 * before * 1.0001  # the scale is bounded too
+
+
+def test_a_store_holding_another_routers_state_is_refused(router, tmp_path):
+    # review finding: a shared store kept the state of a different artifact, silently
+    other = router.store.read().copy()
+    other.known = ["other-llm"]
+    other.active = ["other-llm"]
+    router.save(tmp_path / "r")
+    with pytest.raises(ConfigError, match="another router"):
+        MixLLMRouter.load(tmp_path / "r", store=MemoryStateStore(other))
+
+
+@pytest.mark.parametrize("name", ["arrays.npz", "online_state.json"])
+def test_damaged_binary_or_state_file_is_named(router, tmp_path, name):
+    router.save(tmp_path / "r", with_state=True)
+    (tmp_path / "r" / name).write_bytes(b"not a zip, not json")
+    with pytest.raises(NotFittedError, match="damaged"):
+        MixLLMRouter.load(tmp_path / "r")
