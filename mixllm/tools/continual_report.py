@@ -147,8 +147,7 @@ def _new_llm_reading(res: ContinualResults) -> str:
         f"the traffic with the configured bonus (alpha = {exp.alpha:g}) and "
         f"{share('added, alpha = 0'):.1f} % without it. Regret is against the per-query best "
         "in hindsight on 0/1 outcomes, so it grows for every router; what matters is the "
-        "slope after the add step. These runs use today's `update`, which learns about half "
-        "of each residual (issue #8): re-run after the fix."
+        "slope after the add step."
     )
 
 
@@ -176,9 +175,9 @@ def _ood_md(res: ContinualResults, plot: str) -> list[str]:
         "encoder, tagger and calibration, the three Llamas are added with `add_llm`, the "
         "RouterBench LLMs removed, and all it knows about the Llamas comes from the stream. "
         "The in-domain router is trained on MESS+'s own training split. The dollar budget "
-        "maps to a willingness to pay through the calibration learned offline on RouterBench "
-        "costs, which `update` does not re-learn: a budget below every RouterBench LLM's "
-        "cost gets the largest lambda, so the cheapest Llama wins whatever the feedback says "
+        "maps to a willingness to pay re-calibrated for the active candidate set (the Llamas' "
+        "predicted costs on the kept calibration rows), so the budget follows the new "
+        "candidates; the quality side is learned only from the stream "
         "(held-out shares at the end: "
         + "; ".join(_shares(r) for r in res.ood if r.name.startswith("MESS+"))
         + "). The no-constraint row isolates what the feedback teaches about quality."
