@@ -34,6 +34,10 @@ QUALITY_TOLERANCE = 0.01
 # pays several times more for the same answers is a regression (poisoned labels do that);
 # retraining noise measured on RouterBench (another seed) was +8 %.
 COST_TOLERANCE = 0.25
+# ... and only once the candidate spends at least this share of the stated budget: far
+# under budget, spend moves with retraining noise (a saturated task: +50 % of almost
+# nothing) and the user's constraint is not at stake.
+MATERIAL_SPEND = 0.5
 # Share of the run's rows that repeat a trusted query with a contradicting outcome beyond
 # which the run's data is refused whatever its scores: the trusted set is the ground truth.
 CONTRADICTION_TOLERANCE = 0.05
@@ -121,7 +125,12 @@ def decide(
 def _costlier(candidate: GateScores, champion: GateScores, tolerance: float) -> bool:
     if not math.isfinite(candidate.cost):
         return True
-    return math.isfinite(champion.cost) and candidate.cost > champion.cost * (1 + tolerance)
+    material = candidate.cost >= MATERIAL_SPEND * candidate.budget_usd
+    return (
+        material
+        and math.isfinite(champion.cost)
+        and candidate.cost > champion.cost * (1 + tolerance)
+    )
 
 
 def check_data(shared: int, contradicting: int, tolerance: float) -> str | None:

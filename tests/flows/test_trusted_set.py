@@ -98,6 +98,13 @@ def test_paying_more_for_the_same_quality_is_worse() -> None:
     costly = GateScores(aiq=0.80, quality=0.90, cost=1.3e-4, budget_usd=2e-4)
     decision = decide(costly, CHAMP, "1")
     assert decision.alias == CHALLENGER and "cost at budget" in decision.reason
+
+
+def test_spend_far_under_budget_is_retraining_noise() -> None:
+    # +50 % of a spend that stays under half the budget (a saturated task) is not a regression
+    cheap_champ = GateScores(aiq=0.99, quality=1.0, cost=5.8e-5, budget_usd=2.2e-4)
+    retrained = GateScores(aiq=0.99, quality=1.0, cost=8.7e-5, budget_usd=2.2e-4)
+    assert decide(retrained, cheap_champ, "1").alias == "champion"
     assert decide(GateScores(0.80, 0.90, 1.2e-4, 2e-4), CHAMP, "1").promoted
     better = GateScores(aiq=0.80, quality=0.95, cost=1.5e-4, budget_usd=2e-4)
     assert decide(better, CHAMP, "1").promoted  # the extra cost buys quality
