@@ -41,6 +41,11 @@ class EncoderConfig(_Section):
     max_finetune_pairs: int = Field(1024, ge=0)  # bounds fine-tuning time on a CPU
     embed_batch_size: int = Field(64, ge=1)
     cache_dir: str | None = None  # None: $MIXLLM_HOME/cache/embeddings
+    # What computes embeddings: the torch model, or its ONNX export (exported once, cached by
+    # a hash of the weights) run by ONNX Runtime, fp32 or with dynamic int8 weights.
+    # Fine-tuning always runs in torch. See docs/BENCHMARKS.md "Encoder backends".
+    backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    threads: int | None = Field(None, ge=1)  # ONNX Runtime intra-op threads; None: its default
 
 
 class PredictorConfig(_Section):

@@ -137,7 +137,12 @@ def load_router(
         raw = json.loads((path / "model.json").read_text())
         with np.load(path / "arrays.npz", allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-        encoder = load_encoder(path / "encoder", cache_dir=cache_dir or training_cache_dir(config))
+        encoder = load_encoder(
+            path / "encoder",
+            cache_dir=cache_dir or training_cache_dir(config),
+            backend=config.encoder.backend,
+            threads=config.encoder.threads,
+        )
         tagger = tagger_from_dict(yaml.safe_load((path / "tagger.yaml").read_text()))
         model = TrainedRouter(
             config=config,

@@ -16,6 +16,7 @@ import numpy as np
 
 from mixllm.core.errors import ConfigError
 from mixllm.routing.embedding_cache import EmbeddingCache, encode_cached
+from mixllm.routing.onnx_encoder import OnnxSentenceModel, check_backend, ensure_export
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,10 @@ class SentenceEncoder:
     """A sentence-transformers encoder, optionally fine-tuned so queries sharing tags embed close.
 
     ``model_path`` is a local directory or a hub id (a hub id needs internet; the default is the
-    packaged offline all-MiniLM-L6-v2).
+    packaged offline all-MiniLM-L6-v2). ``backend`` computes embeddings with the torch model
+    ("torch"), or with its ONNX export run by ONNX Runtime ("onnx", or "onnx-int8" with
+    dynamic int8 weights; exported on first use and cached under ``cache_dir``/onnx by a hash
+    of the weights). Fine-tuning always runs in torch; only embedding uses the backend.
     """
 
     def __init__(
@@ -69,12 +73,17 @@ class SentenceEncoder:
         max_seq_length: int = 128,
         batch_size: int = 64,
         cache_dir: str | Path | None = None,
+        backend: str = "torch",
+        threads: int | None = None,
     ):
         self.model_path = model_path
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
         self.cache_dir = cache_dir
+        self.backend = check_backend(backend)
+        self.threads = threads  # ONNX Runtime intra-op threads (None: its default)
         self._model = None
+        self._onnx: OnnxSentenceModel | None = None
         self._fingerprint: str | None = None
         self._cache: EmbeddingCache | None = None
         self._lock = threading.Lock()
@@ -100,18 +109,62 @@ class SentenceEncoder:
         return model
 
     @property
+    def onnx(self) -> OnnxSentenceModel:
+        """The ONNX Runtime model of a non-torch backend, exported on first use if needed."""
+        if self._onnx is None:
+            with self._lock:
+                if self._onnx is None:
+                    export_dir = ensure_export(
+                        self._resolved_path(),
+                        self._export_root(),
+                        self.max_seq_length,
+                        self.backend,
+                        self._load_model,
+                    )
+                    self._onnx = OnnxSentenceModel(export_dir, self.threads)
+        return self._onnx
+
+    def _export_root(self) -> Path:
+        if self.cache_dir is not None:
+            return Path(self.cache_dir)
+        from mixllm.core.paths import mixllm_home
+
+        return mixllm_home() / "cache"
+
+    def with_backend(self, backend: str) -> SentenceEncoder:
+        """A copy of this encoder (same weights and settings) that embeds with ``backend``."""
+        twin = SentenceEncoder(
+            self.model_path,
+            self.max_seq_length,
+            self.batch_size,
+            self.cache_dir,
+            backend,
+            self.threads,
+        )
+        twin._fingerprint = self._fingerprint
+        return twin
+
+    @property
     def dim(self) -> int:
         """Embedding size."""
+        if self.backend != "torch":
+            return self.onnx.dim
         return int(self.model.get_embedding_dimension())
 
     @property
-    def fingerprint(self) -> str:
-        """Identity of the weights: cache keys depend on it."""
+    def weights_fingerprint(self) -> str:
+        """Identity of the weights and sequence length, whatever the backend."""
         if self._fingerprint is None:
             path = Path(self._resolved_path())
             ident = _dir_fingerprint(path) if path.is_dir() else self._resolved_path()
             self._fingerprint = f"st-{ident}-{self.max_seq_length}"
         return self._fingerprint
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the embeddings (weights and backend): cache keys depend on it."""
+        suffix = "" if self.backend == "torch" else f"-{self.backend}"
+        return self.weights_fingerprint + suffix
 
     @property
     def cache(self) -> EmbeddingCache | None:
@@ -122,6 +175,8 @@ class SentenceEncoder:
 
     # -- encoding ----------------------------------------------------------------------
     def _compute(self, texts: list[str], progress: bool) -> np.ndarray:
+        if self.backend != "torch":
+            return self.onnx.encode(texts, self.batch_size)
         vecs = self.model.encode(
             texts,
             batch_size=self.batch_size,
@@ -172,7 +227,9 @@ class SentenceEncoder:
         if epochs <= 0 or len(pairs) < 2:
             return self
         key = hashlib.sha256(
-            json.dumps([self.fingerprint, pairs, epochs, batch_size, learning_rate, seed]).encode()
+            json.dumps(
+                [self.weights_fingerprint, pairs, epochs, batch_size, learning_rate, seed]
+            ).encode()
         ).hexdigest()[:16]
         store = Path(self.cache_dir) / "encoders" / key if self.cache_dir else None
         if store is not None and (store / "config.json").exists():
@@ -181,6 +238,7 @@ class SentenceEncoder:
             model = self._train(pairs, epochs, batch_size, learning_rate, seed)
             if store is None:
                 self._model, self._fingerprint = model, f"st-ft-{key}-{self.max_seq_length}"
+                self._onnx = None
                 return self
             tmp = store.with_suffix(".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
@@ -189,6 +247,7 @@ class SentenceEncoder:
             tmp.rename(store)
         self.model_path = str(store)
         self._model, self._fingerprint = None, f"st-ft-{key}-{self.max_seq_length}"
+        self._onnx = None
         return self
 
     def _train(self, pairs, epochs: int, batch_size: int, learning_rate: float, seed: int):
@@ -244,27 +303,38 @@ class SentenceEncoder:
         meta = {
             "max_seq_length": self.max_seq_length,
             "batch_size": self.batch_size,
-            "fingerprint": self.fingerprint,
+            "fingerprint": self.weights_fingerprint,
             "packaged": packaged,
         }
         (path / "encoder.json").write_text(json.dumps(meta))
 
     @classmethod
-    def load(cls, path: str | Path, cache_dir: str | Path | None = None) -> SentenceEncoder:
-        """Load an encoder saved with ``save``."""
+    def load(
+        cls,
+        path: str | Path,
+        cache_dir: str | Path | None = None,
+        backend: str = "torch",
+        threads: int | None = None,
+    ) -> SentenceEncoder:
+        """Load an encoder saved with ``save``; it embeds with ``backend``."""
         path = Path(path)
         meta = json.loads((path / "encoder.json").read_text())
         model_path = None if meta.get("packaged") else str(path / "model")
-        enc = cls(model_path, meta["max_seq_length"], meta["batch_size"], cache_dir)
+        enc = cls(
+            model_path, meta["max_seq_length"], meta["batch_size"], cache_dir, backend, threads
+        )
         enc._fingerprint = meta["fingerprint"]
         return enc
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state.update(_model=None, _cache=None, _lock=None)
+        state.update(_model=None, _onnx=None, _cache=None, _lock=None)
         return state
 
     def __setstate__(self, state: dict) -> None:
+        state.setdefault("backend", "torch")  # pickled before backends existed
+        state.setdefault("threads", None)
+        state.setdefault("_onnx", None)
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
@@ -306,8 +376,10 @@ class HashEncoder:
         (Path(path) / "encoder.json").write_text(json.dumps({"n_features": self.n_features}))
 
     @classmethod
-    def load(cls, path: str | Path, cache_dir: str | Path | None = None) -> HashEncoder:
-        """Load an encoder saved with ``save``."""
+    def load(
+        cls, path: str | Path, cache_dir: str | Path | None = None, **_: object
+    ) -> HashEncoder:
+        """Load an encoder saved with ``save`` (it has no backends: options are ignored)."""
         return cls(json.loads((Path(path) / "encoder.json").read_text())["n_features"])
 
 
@@ -323,7 +395,12 @@ def save_encoder(encoder: Encoder, path: str | Path) -> None:
     (Path(path) / "kind.txt").write_text(kind)
 
 
-def load_encoder(path: str | Path, cache_dir: str | Path | None = None) -> Encoder:
-    """Load an encoder saved with ``save_encoder``."""
+def load_encoder(
+    path: str | Path,
+    cache_dir: str | Path | None = None,
+    backend: str = "torch",
+    threads: int | None = None,
+) -> Encoder:
+    """Load an encoder saved with ``save_encoder``; a sentence encoder embeds with ``backend``."""
     kind = (Path(path) / "kind.txt").read_text().strip()
-    return ENCODERS[kind].load(path, cache_dir=cache_dir)
+    return ENCODERS[kind].load(path, cache_dir=cache_dir, backend=backend, threads=threads)

@@ -40,7 +40,9 @@ def make_encoder(config: MixLLMConfig) -> Encoder:
     c = config.encoder
     if c.kind == "hash":
         return HashEncoder()
-    return SentenceEncoder(c.model_path, c.max_seq_length, c.embed_batch_size, cache_dir(config))
+    return SentenceEncoder(
+        c.model_path, c.max_seq_length, c.embed_batch_size, cache_dir(config), c.backend, c.threads
+    )
 
 
 def make_tagger(config: MixLLMConfig) -> Tagger:

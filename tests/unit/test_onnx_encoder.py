@@ -1,0 +1,91 @@
+"""The ONNX Runtime encoder backends: exported offline from local weights, equal to the torch
+model within tolerance, cached by the weights' content, and chosen by the typed config."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mixllm.core.config import MixLLMConfig
+from mixllm.core.errors import ConfigError
+from mixllm.routing.encoder import SentenceEncoder, load_encoder, save_encoder
+from mixllm.routing.onnx_encoder import check_backend, export_key
+from mixllm.routing.training import make_encoder
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+QUERIES = [
+    "What is the boiling point of water at sea level?",
+    "Write a Python function that reverses a linked list in place and explain its complexity.",
+    "Translate 'good morning' into French.",
+    "A) 12 B) 14 C) 16 D) 18. Which is the smallest even number greater than 13? "
+    + "Think step by step about every option before you answer. " * 6,  # truncated at 64
+    "x",
+]
+
+
+@pytest.fixture(scope="module")
+def export_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+def _torch(cache_dir):
+    return SentenceEncoder(max_seq_length=64, cache_dir=cache_dir)
+
+
+def test_onnx_fp32_equals_torch_and_int8_is_close(export_root):
+    ref = _torch(export_root).encode(QUERIES, cache=False)
+    fp32 = SentenceEncoder(max_seq_length=64, cache_dir=export_root, backend="onnx")
+    int8 = SentenceEncoder(max_seq_length=64, cache_dir=export_root, backend="onnx-int8")
+    got32 = fp32.encode(QUERIES, cache=False)
+    got8 = int8.encode(QUERIES, cache=False)
+    assert got32.shape == got8.shape == ref.shape == (len(QUERIES), 384)
+    np.testing.assert_allclose(got32, ref, atol=2e-5)
+    np.testing.assert_allclose(np.linalg.norm(got8, axis=1), 1.0, rtol=1e-5)
+    assert np.min(np.sum(got8 * ref, axis=1)) > 0.97  # int8 weights: close, not equal
+    # one by one (no padding) gives the batch's rows: padding is masked in the graph
+    alone = np.vstack([fp32.encode([q], cache=False) for q in QUERIES])
+    np.testing.assert_allclose(alone, got32, atol=2e-5)
+
+
+def test_export_is_cached_by_content_and_backends_never_share_embeddings(export_root):
+    enc = SentenceEncoder(max_seq_length=64, cache_dir=export_root, backend="onnx-int8")
+    enc.encode(["warm"], cache=False)
+    exports = {p.parent.name: p.stat().st_mtime_ns for p in (export_root / "onnx").glob("*/*.onnx")}
+    assert any(name.endswith("-64-onnx-int8-v1") for name in exports)
+    again = SentenceEncoder(max_seq_length=64, cache_dir=export_root, backend="onnx-int8")
+    again.encode(["warm"], cache=False)
+    after = {p.parent.name: p.stat().st_mtime_ns for p in (export_root / "onnx").glob("*/*.onnx")}
+    assert after == exports  # found by its key: not exported again
+    fingerprints = {
+        SentenceEncoder(max_seq_length=64, backend=b).fingerprint
+        for b in ("torch", "onnx", "onnx-int8")
+    }
+    assert len(fingerprints) == 3  # the embedding caches keep each backend's vectors apart
+
+
+def test_a_finetuned_encoder_exports_its_own_weights(export_root, tmp_path):
+    texts = [f"Write a Python function to {w} a list." for w in ("sort", "reverse", "sum")] + [
+        f"Why does {w} conduct heat?" for w in ("copper", "iron", "silver")
+    ]
+    tags = ["write code: programming task"] * 3 + ["physics: heat and energy"] * 3
+    tuned = _torch(tmp_path).finetune(texts, tags, epochs=2, batch_size=4, learning_rate=5e-5)
+    save_encoder(tuned, tmp_path / "saved")
+    ref = tuned.encode(texts, cache=False)
+    loaded = load_encoder(tmp_path / "saved", cache_dir=export_root, backend="onnx")
+    np.testing.assert_allclose(loaded.encode(texts, cache=False), ref, atol=2e-5)
+    base = SentenceEncoder(max_seq_length=64, cache_dir=export_root, backend="onnx")
+    base = base.encode(texts, cache=False)
+    assert np.max(np.abs(base - ref)) > 1e-3  # the export holds the fine-tuned weights
+    key = export_key(tmp_path / "saved" / "model", 64, "onnx")
+    assert (export_root / "onnx" / key / "model.onnx").exists()
+
+
+def test_config_names_the_backend():
+    cfg = MixLLMConfig().updated({"encoder": {"backend": "onnx-int8", "threads": 1}})
+    enc = make_encoder(cfg)
+    assert (enc.backend, enc.threads) == ("onnx-int8", 1)
+    with pytest.raises(ValueError):
+        MixLLMConfig().updated({"encoder": {"backend": "tensorrt"}})
+    with pytest.raises(ConfigError):
+        check_backend("tensorrt")
