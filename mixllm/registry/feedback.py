@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,7 +30,6 @@ from mixllm.core.errors import (
 )
 from mixllm.core.paths import mixllm_home
 from mixllm.registry.feedback_schema import (
-    Base,
     DecisionRow,
     FeedbackRow,
     RetrainTriggerRow,
@@ -113,6 +112,12 @@ class FeedbackStore:
         self.url = url or default_url()
         self.engine = make_engine(self.url)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self._sqlite = self.url.startswith("sqlite")
+        # Decisions commit without waiting for the disk (see ``log_decision``): on SQLite a
+        # second pool whose connections run synchronous=NORMAL, on PostgreSQL a per-transaction
+        # synchronous_commit=off. Feedback keeps the engine above (an fsync per commit).
+        self._decision_engine = make_engine(self.url, "NORMAL") if self._sqlite else self.engine
+        self._decision_session = sessionmaker(self._decision_engine, expire_on_commit=False)
         try:
             upgrade(self.engine)
         except SQLAlchemyError as exc:
@@ -121,8 +126,9 @@ class FeedbackStore:
             ) from exc
 
     def close(self) -> None:
-        """Release the connection pool."""
+        """Release the connection pools."""
         self.engine.dispose()
+        self._decision_engine.dispose()
 
     def log_decision(
         self,
@@ -138,7 +144,13 @@ class FeedbackStore:
         decision_ms: float | None = None,
         created_at: datetime | None = None,
     ) -> None:
-        """Record one routing decision; returns after commit."""
+        """Record one routing decision; returns after commit.
+
+        The commit is durable against a crash of this process (the row is in the database's
+        log when this returns, so feedback on it is accepted by every worker and replica at
+        once) but skips the per-commit fsync: ~0.1 ms instead of ~4 ms on the request path.
+        A crash of the whole machine may lose the last decisions; feedback itself is fsynced.
+        """
         row = DecisionRow(
             request_id=request_id,
             created_at=to_naive_utc(created_at) or utcnow(),
@@ -151,7 +163,19 @@ class FeedbackStore:
             candidates=list(candidates or []),
             decision_ms=decision_ms,
         )
-        self._commit(row, f"decision {request_id}")
+        try:
+            with self._decision_session() as s, s.begin():
+                if self.engine.dialect.name == "postgresql":  # for this transaction only
+                    s.execute(text("SET LOCAL synchronous_commit TO OFF"))
+                s.add(row)
+        except IntegrityError as exc:
+            raise InvalidRequestError(
+                f"cannot store decision {request_id}: {first_line(exc)}"
+            ) from exc
+        except SQLAlchemyError as exc:
+            raise FeedbackStoreError(
+                f"feedback database {redact_url(self.url)} failed: {first_line(exc)}"
+            ) from exc
 
     def get_decision(self, request_id: str) -> DecisionRecord | None:
         """The logged decision ``request_id``, None if unknown."""
@@ -335,14 +359,6 @@ class FeedbackStore:
             raise FeedbackStoreError(
                 f"feedback database {redact_url(self.url)} failed: {first_line(exc)}"
             ) from exc
-
-    def _commit(self, row: Base, what: str) -> None:
-        """Add ``row`` and commit; database failures become FeedbackStoreError."""
-        try:
-            with self._db(write=True) as s:
-                s.add(row)
-        except IntegrityError as exc:
-            raise InvalidRequestError(f"cannot store {what}: {first_line(exc)}") from exc
 
 
 def _feedback_frame(rows: list[Any]) -> pd.DataFrame:

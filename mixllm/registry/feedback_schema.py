@@ -119,8 +119,10 @@ class SchemaRow(Base):
     applied_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
 
 
-def make_engine(url: str) -> Engine:
-    """An engine; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
+def make_engine(url: str, synchronous: str = "FULL") -> Engine:
+    """An engine; SQLite gets WAL, a busy timeout, foreign keys and ``synchronous`` (FULL:
+    fsync per commit; NORMAL: a commit survives a crash of the process, not of the machine)
+    on every connection."""
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True, future=True)
     path = url.split("///", 1)[1] if "///" in url else ""
@@ -130,17 +132,17 @@ def make_engine(url: str) -> Engine:
         url,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
     )
-    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", lambda conn, rec: _sqlite_pragmas(conn, rec, synchronous))
     return engine
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, synchronous: str = "FULL") -> None:
     cur = dbapi_conn.cursor()
     # WAL lets readers and one writer work at once across processes; FULL fsyncs each
     # commit so that a 2xx on /feedback survives a crash of the machine, not just the process.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute(f"PRAGMA synchronous={'NORMAL' if synchronous == 'NORMAL' else 'FULL'}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 

@@ -254,6 +254,34 @@ def benchmark(
     typer.echo(f"wrote {path}")
 
 
+@app.command("benchmark-encoders")
+def benchmark_encoders(
+    data: DataOpt = None,
+    out: Annotated[Path, typer.Option("--out", help="markdown report")] = Path(
+        "docs/BENCHMARKS.md"
+    ),
+    config: ConfigOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Routing quality (AIQ, quality at the default budget) and embedding speed of one trained
+    router under each encoder backend (torch, onnx, onnx-int8) on the held-out split; writes
+    the "Encoder backends" section of --out and its numbers as JSON next to it."""
+    _setup_logging(verbose)
+    try:
+        from mixllm.tools.encoder_backends import compare_backends, render_section
+        from mixllm.tools.sections import upsert_section
+
+        results = compare_backends(resolve_data(data), load_config(config) if config else None)
+        command = "mixllm benchmark-encoders" + (f" --data {data}" if data else "")
+        upsert_section(out, "encoders", render_section(results, command))
+        out.with_name(out.stem + ".encoders.json").write_text(json.dumps(results, indent=2))
+    except (MixLLMError, OSError) as exc:
+        _fail(exc)
+    for backend, row in results["backends"].items():
+        typer.echo(f"{backend}: {json.dumps(row)}")
+    typer.echo(f"wrote {out}")
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m mixllm.tools.cli`
     """Run the CLI."""
     app(sys.argv[1:])

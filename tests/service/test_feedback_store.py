@@ -186,3 +186,30 @@ def test_default_url_is_under_mixllm_home(monkeypatch, tmp_path: Path) -> None:
     log(store, f"r-{secrets.token_hex(3)}")
     assert (tmp_path / "home" / "feedback.db").exists()
     store.close()
+
+
+def _log_then_die(url: str, ids: list[str], ready) -> None:
+    """Child process: log decisions, say so, and die by SIGKILL (no cleanup, no flush)."""
+    import os
+    import signal
+
+    child = FeedbackStore(url)
+    for rid in ids:
+        log(child, rid)
+    ready.set()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_logged_decision_survives_a_killed_process(store: FeedbackStore) -> None:
+    """log_decision skips the fsync but a returned call is committed: SIGKILL loses nothing,
+    and feedback on every such request_id is accepted at once by another process."""
+    ids = [secrets.token_hex(8) for _ in range(20)]
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    proc = ctx.Process(target=_log_then_die, args=(store.url, ids, ready))
+    proc.start()
+    proc.join(120)
+    assert ready.is_set() and proc.exitcode == -9
+    for rid in ids:
+        assert store.add_feedback(rid, quality=1.0).request_id == rid
+    assert store.count_feedback() == len(ids)

@@ -1,0 +1,152 @@
+"""Routing quality and speed of one trained router under each encoder backend.
+
+`mixllm benchmark-encoders` trains a router once (torch, the default config otherwise) on the
+usual split, saves it, and loads that same artifact once per backend (torch, onnx, onnx-int8:
+``encoder.backend`` of its config rewritten), so the fine-tuned weights are exported on first
+load exactly as the service does. Each variant routes the held-out queries: AIQ of its
+quality/cost sweep, quality and cost at the default budget, agreement of its choices with
+torch's, and single-query embedding time. The "## Encoder backends" section of
+docs/BENCHMARKS.md is written from it; a backend passes when its quality at the default
+budget and its AIQ are within the paired bootstrap noise of torch's.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from mixllm.core.config import MixLLMConfig
+from mixllm.core.prices import load_prices, prices_from_rows
+from mixllm.data.loaders import load_data
+from mixllm.data.splits import split
+from mixllm.evaluation.evaluate import router_outputs
+from mixllm.evaluation.scoring import evaluate_scores
+from mixllm.routing.router import MixLLMRouter
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
+N_BOOT = 1000
+
+
+def _with_backend(saved: Path, backend: str, into: Path) -> MixLLMRouter:
+    """The router saved at ``saved``, loaded with ``encoder.backend`` set to ``backend``."""
+    shutil.copytree(saved, into)
+    config = yaml.safe_load((into / "config.yaml").read_text())
+    config.setdefault("encoder", {})["backend"] = backend
+    (into / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return MixLLMRouter.load(into)
+
+
+def _embed_ms(router: MixLLMRouter, queries: list[str]) -> float:
+    """p50 ms of one uncached query through the router's encoder (after a warm-up)."""
+    encoder = router.encoder_
+    for q in queries[:5]:
+        encoder.encode([q], cache=False)
+    times = []
+    for q in queries:
+        t0 = time.perf_counter()
+        encoder.encode([q], cache=False)
+        times.append((time.perf_counter() - t0) * 1000)
+    return float(np.median(times))
+
+
+def _paired_interval(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval of mean(b - a) over queries (paired resampling)."""
+    rng = np.random.default_rng(seed)
+    diff = b - a
+    idx = rng.integers(0, len(diff), (N_BOOT, len(diff)))
+    means = diff[idx].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def _score(router: MixLLMRouter, test: Any) -> dict[str, Any]:
+    """AIQ, default-budget quality/cost and per-query outcome of ``router`` on ``test``."""
+    sweep, calibrated = router_outputs(router, test, name="mixllm", budget_pcts=())
+    report = evaluate_scores(test, sweep, calibrated=calibrated)
+    result = report.routers["mixllm"]
+    choices = np.asarray(result.choices)
+    rows = np.arange(len(choices))
+    return {
+        "aiq": float(result.aiq),
+        "quality": float(result.mean_quality),
+        "cost": float(result.mean_cost),
+        "choices": choices,
+        # a missing outcome counts 0 on both sides of the paired difference
+        "per_query_quality": np.nan_to_num(np.asarray(test.quality, dtype=float)[rows, choices]),
+    }
+
+
+def compare_backends(
+    data_path: str,
+    config: MixLLMConfig | None = None,
+    backends: tuple[str, ...] = BACKENDS,
+    timing_queries: int = 100,
+) -> dict[str, Any]:
+    """Train once, score the same router under each backend on the held-out split."""
+    cfg = (config or MixLLMConfig()).updated({"encoder": {"backend": "torch"}})
+    data = load_data(data_path)
+    train, test = split(data, cfg)
+    prices = prices_from_rows(train, load_prices(cfg.prices_path))
+    work = Path(tempfile.mkdtemp(prefix="mixllm-encoder-backends-"))
+    try:
+        MixLLMRouter(cfg, prices=prices).fit(train).save(work / "trained")
+        queries = [str(q) for q in test.queries["query"]][:timing_queries]
+        scores = {}
+        for backend in backends:
+            router = _with_backend(work / "trained", backend, work / backend)
+            scores[backend] = {**_score(router, test), "embed_p50_ms": _embed_ms(router, queries)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return _summarize(scores, len(test), data_path)
+
+
+def _summarize(scores: dict[str, dict[str, Any]], n_test: int, data_path: str) -> dict[str, Any]:
+    base = scores["torch"]
+    rows = {}
+    for backend, s in scores.items():
+        lo, hi = _paired_interval(base["per_query_quality"], s["per_query_quality"])
+        rows[backend] = {
+            "aiq": s["aiq"],
+            "quality": s["quality"],
+            "cost": s["cost"],
+            "quality_diff_ci95": [lo, hi],
+            "agreement": float(np.mean(s["choices"] == base["choices"])),
+            "embed_p50_ms": s["embed_p50_ms"],
+            # equal within noise: the paired interval of the quality difference holds 0
+            "equal_within_noise": bool(lo <= 0.0 <= hi),
+        }
+    return {"data": data_path, "n_test": n_test, "backends": rows}
+
+
+def render_section(results: dict[str, Any], command: str) -> str:
+    """The "## Encoder backends" markdown of ``compare_backends``' results."""
+    lines = [
+        "## Encoder backends",
+        "",
+        f"One router trained once (default config, torch embeddings), saved, and loaded once "
+        f"per `encoder.backend`; each routes the {results['n_test']} held-out RouterBench "
+        "queries. Quality and cost at the default budget; quality difference to torch with a "
+        "paired bootstrap 95 % interval over queries; agreement = share of queries routed to "
+        "the same LLM as with torch; embedding p50 = one uncached query in process. Measured by",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        "| backend | AIQ | quality | cost $ | quality - torch (95 % CI) | same LLM as torch "
+        "| embedding p50 ms | equal within noise |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for backend, r in results["backends"].items():
+        lo, hi = r["quality_diff_ci95"]
+        lines.append(
+            f"| {backend} | {r['aiq']:.4f} | {r['quality']:.4f} | {r['cost']:.6f} | "
+            f"[{lo:+.4f}, {hi:+.4f}] | {100 * r['agreement']:.1f} % | {r['embed_p50_ms']:.1f} | "
+            f"{'yes' if r['equal_within_noise'] else '**no**'} |"
+        )
+    return "\n".join(lines) + "\n"
