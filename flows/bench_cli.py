@@ -33,7 +33,17 @@ from flows.bench_process import (
     stop_service,
     wait_ready,
 )
-from flows.bench_report import GOAL_P50_MS, GOAL_RPS, HIGH, LOW, goals_met, render_section, summary
+from flows.bench_report import (
+    GOAL_P50_MS,
+    GOAL_RATIO,
+    GOAL_RPS,
+    HIGH,
+    LOW,
+    goals_met,
+    render_section,
+    summary,
+)
+from flows.bench_scale import measure_scale
 
 READY_TIMEOUT_S = 600.0
 EMBED_SAMPLES = 200  # single-query encoder calls timed in process
@@ -164,6 +174,9 @@ def benchmark_service(
         str | None, typer.Option(help="Queries (and first training, replay data) from here.")
     ] = None,
     warmup: Annotated[int, typer.Option(min=0, help="Unmeasured requests first.")] = 32,
+    scale: Annotated[
+        bool, typer.Option(help="Also measure 1, 2, 4 workers and 2 replicas at concurrency 16.")
+    ] = True,
     timeout: Annotated[float, typer.Option(help="Seconds one request may take.")] = 30.0,
 ) -> None:
     """Benchmark `mixllm serve`: /route latency and throughput at concurrency 1 and 16, the
@@ -187,7 +200,8 @@ def benchmark_service(
     emb = embedding_times(version, q.low[:EMBED_SAMPLES], q.warm[:8] or q.low[:8])
 
     ratio = low.p50_ms / emb["p50_ms"] if emb["p50_ms"] and math.isfinite(low.p50_ms) else None
-    goals = goals_met(low, high, dur.ok(durability))
+    goals = goals_met(low, high, dur.ok(durability), ratio)
+    scaled = measure_scale(data, q.warm, q.high, requests, timeout) if scale else None
     json_path = out.with_name(out.stem + ".service.json")
     results: dict[str, Any] = {
         "command": command,
@@ -202,7 +216,8 @@ def benchmark_service(
         "ratio_route_p50_to_embedding_p50": None if ratio is None else round(ratio, 3),
         "durability": {"n": durability, **dur._asdict()},
         "goals": goals,
-        "goal_values": {"p50_c1_ms": GOAL_P50_MS, "rps_c16": GOAL_RPS},
+        "goal_values": {"p50_c1_ms": GOAL_P50_MS, "ratio_c1": GOAL_RATIO, "rps_c16": GOAL_RPS},
+        "scale": scaled,
         "json_name": json_path.name,
     }
     upsert_section(out, "service", render_section(results))

@@ -36,14 +36,7 @@ def _bare_encode(encoder: Any) -> Callable[[str], Any]:
     return lambda q: encoder.encode([q])
 
 
-def embedding_times(version: str, queries: list[str], warmup: list[str]) -> dict[str, Any]:
-    """Load champion ``version``'s router in process and time single uncached queries (ms)."""
-    from mixllm.registry import stores as registry
-    from mixllm.tools.loadtest import percentile
-
-    router, _ = registry.load_version(registry.MODEL_NAME, version)
-    encoder = router.encoder_
-    encode = _bare_encode(encoder)
+def _times(encode: Callable[[str], Any], queries: list[str], warmup: list[str]) -> list[float]:
     for q in warmup:  # loads the model, first-call allocations
         encode(q)
     times = []
@@ -51,11 +44,29 @@ def embedding_times(version: str, queries: list[str], warmup: list[str]) -> dict
         t0 = time.perf_counter()
         encode(q)
         times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def embedding_times(version: str, queries: list[str], warmup: list[str]) -> dict[str, Any]:
+    """Load champion ``version``'s router in process and time single uncached queries (ms):
+    the baseline with its weights in the bare sentence-transformers (torch) model, and the
+    encoder backend the router serves with."""
+    from mixllm.registry import stores as registry
+    from mixllm.tools.loadtest import percentile
+
+    router, _ = registry.load_version(registry.MODEL_NAME, version)
+    encoder = router.encoder_
+    backend = getattr(encoder, "backend", None)
+    bare = encoder.with_backend("torch") if backend not in (None, "torch") else encoder
+    times = _times(_bare_encode(bare), queries, warmup)
+    served = times if bare is encoder else _times(_bare_encode(encoder), queries, warmup)
     return {
         "encoder": type(encoder).__name__,
+        "backend": backend,
         "max_seq_length": getattr(encoder, "max_seq_length", None),
         "samples": len(times),
         "p50_ms": round(percentile(times, 50), 3),
         "p99_ms": round(percentile(times, 99), 3),
+        "served_backend_p50_ms": round(percentile(served, 50), 3),
         "cache_dir_configured": router.cfg.encoder.cache_dir,
     }

@@ -147,7 +147,7 @@ async def _post(
 
 
 async def aroute_load(
-    url: str,
+    url: str | Sequence[str],
     queries: Sequence[str],
     concurrency: int,
     n_requests: int,
@@ -156,8 +156,12 @@ async def aroute_load(
     budget: float | None = None,
     max_seconds: float = 300.0,
 ) -> LoadResult:
-    """Async ``route_load``: ``concurrency`` clients share ``n_requests`` POST /route calls."""
-    base = check_base_url(url)
+    """Async ``route_load``: ``concurrency`` clients share ``n_requests`` POST /route calls.
+
+    Several ``url``s (replicas) take the requests round-robin: request i goes to url i mod n."""
+    bases = [check_base_url(u) for u in ([url] if isinstance(url, str) else url)]
+    if not bases:
+        raise ConfigError("no service URL to send to")
     _check_bounds(concurrency, n_requests, timeout, max_seconds)
     if not queries:
         raise ConfigError("no queries to send")
@@ -178,6 +182,7 @@ async def aroute_load(
             if budget is not None:
                 body["budget"] = budget
             t0 = time.perf_counter()
+            base = bases[i % len(bases)]
             payload, error = await _post(client, f"{base}/route", body, timeout)
             t1 = time.perf_counter()
             last_done = max(last_done, t1)
@@ -213,7 +218,8 @@ async def aroute_load(
 
 route_load = blocking(
     aroute_load,
-    "Send ``n_requests`` POST /route (queries cycled) with ``concurrency`` clients; measure.",
+    "Send ``n_requests`` POST /route (queries cycled) with ``concurrency`` clients to one URL "
+    "or round-robin to several; measure.",
 )
 
 

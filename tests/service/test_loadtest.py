@@ -348,12 +348,26 @@ def test_render_section_reports_numbers_and_goals(fake: FakeService) -> None:
         "durability": {"n": 10, **durability._asdict()},
         "goals": {"p50_c1": True, "rps_c16": False, "durability": durability.ok(10)},
         "json_name": "x.service.json",
+        "scale": {
+            "rows": {"workers_1": high.to_dict(), "replicas_2": high.to_dict()},
+            "replicas_state_shared": False,
+        },
     }
     text = render_section(results)
     assert text.startswith("## Service\n")
     assert "mixllm benchmark-service --requests 5 --out /tmp/x.md" in text
     assert "| 1 | 5 | 0 |" in text and "| 4.0 |" in text  # decision p50 from the server
     assert f"| 2 | 4 | 0 | {high.p50_ms:.1f} |" in text
-    assert "| `/route` p50 <= 20 ms at concurrency 1 |" in text and "| yes |" in text
+    assert "| `/route` p50 <= 15 ms at concurrency 1 |" in text and "| yes |" in text
+    assert "| `/route` p50 <= 1.3 x bare embedding p50 at concurrency 1 | 2.50 x | **no** |" in text
     assert f"| {high.throughput_rps:.1f} req/s | **no** |" in text
     assert "5 -> 15 (+10)" in text and "**2.50**" in text
+    assert f"| 1 replica, 1 worker | 4 | 0 | {high.p50_ms:.1f} |" in text
+    assert "online state NOT shared" in text
+
+
+def test_route_load_round_robins_over_replicas(fake: FakeService) -> None:
+    with FakeService() as second:
+        result = route_load([fake.url, second.url], ["q"], concurrency=2, n_requests=10)
+    assert result.ok == 10
+    assert fake.state.route_calls == second.state.route_calls == 5
