@@ -268,12 +268,15 @@ def benchmark_encoders(
     the "Encoder backends" section of --out and its numbers as JSON next to it."""
     _setup_logging(verbose)
     try:
+        import os
+
         from mixllm.tools.encoder_backends import compare_backends, render_section
         from mixllm.tools.sections import upsert_section
 
         results = compare_backends(resolve_data(data), load_config(config) if config else None)
         command = "mixllm benchmark-encoders" + (f" --data {data}" if data else "")
-        upsert_section(out, "encoders", render_section(results, command))
+        note = f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end."
+        upsert_section(out, "encoders", render_section(results, command, note))
         out.with_name(out.stem + ".encoders.json").write_text(json.dumps(results, indent=2))
     except (MixLLMError, OSError) as exc:
         _fail(exc)

@@ -123,8 +123,9 @@ def _summarize(scores: dict[str, dict[str, Any]], n_test: int, data_path: str) -
     return {"data": data_path, "n_test": n_test, "backends": rows}
 
 
-def render_section(results: dict[str, Any], command: str) -> str:
-    """The "## Encoder backends" markdown of ``compare_backends``' results."""
+def render_section(results: dict[str, Any], command: str, note: str = "") -> str:
+    """The "## Encoder backends" markdown of ``compare_backends``' results (``note``: about
+    the machine the run had)."""
     lines = [
         "## Encoder backends",
         "",
@@ -138,6 +139,7 @@ def render_section(results: dict[str, Any], command: str) -> str:
         command,
         "```",
         "",
+        *([note, ""] if note else []),
         "| backend | AIQ | quality | cost $ | quality - torch (95 % CI) | same LLM as torch "
         "| embedding p50 ms | equal within noise |",
         "|---|---|---|---|---|---|---|---|",
