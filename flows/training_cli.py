@@ -40,6 +40,14 @@ def store_defaults() -> None:
         os.environ.setdefault(key, value)
 
 
+def use_dask(address: str | None, workers: int | None) -> None:
+    """Select the Dask task runner for the flow runs of this process (see
+    ``flows.task_runners``); nothing given: keep what the environment says."""
+    from flows.task_runners import dask_env
+
+    os.environ.update(dask_env(address, workers))
+
+
 def ui_address(uri: str, port: int = 5000) -> str:
     """Where to look at the registered model in the MLflow UI."""
     if uri.startswith(("http://", "https://")):
@@ -57,9 +65,17 @@ def pipeline(
     ablation: Annotated[
         list[str] | None, typer.Option(help="Ablation to apply (repeatable).")
     ] = None,
+    dask: Annotated[bool, typer.Option(help="Run the heavy tasks on a Dask LocalCluster.")] = False,
+    dask_workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes of the --dask LocalCluster.")
+    ] = 2,
+    dask_address: Annotated[
+        str | None, typer.Option(help="Run the heavy tasks on this Dask scheduler (tcp://...).")
+    ] = None,
 ) -> None:
     """Run the training flow once: train, evaluate, register and gate a new router version."""
     store_defaults()
+    use_dask(dask_address, dask_workers if dask else None)
     from flows.training import train_flow
     from mixllm.core.errors import MixLLMError
 
