@@ -14,3 +14,6 @@ service_cli.register(app)
 bench_cli.register(app)
 
 __all__ = ["app"]
+
+if __name__ == "__main__":  # `python -m flows.cli ...`, same as the `mixllm` script
+    app()

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import pandas as pd
 from prefect import flow, get_run_logger
 
+from flows.task_runners import EnvTaskRunner
 from flows.training_tasks import (
     FEEDBACK_SOURCE,
     calibrate_task,
@@ -144,15 +145,23 @@ def _inputs(
     return _Inputs(source, merged, watermark, len(rows), fresh)
 
 
+def _on_runner(task: Any) -> Callable[..., Any]:
+    """Run ``task`` on the flow run's task runner (threads, or Dask workers: see
+    ``flows.task_runners``) and wait for its result."""
+    return lambda *args: task.submit(*args).result()
+
+
 def _fit(timings: dict[str, float], config: MixLLMConfig, train: RoutingData) -> MixLLMRouter:
-    """The training stages, in the same order as ``MixLLMRouter.fit``."""
+    """The training stages, in the same order as ``MixLLMRouter.fit``; each heavy stage
+    returns the router it changed (on a Dask worker it changes a copy)."""
     router = MixLLMRouter(config)
-    tags0 = _timed(timings, "tag", tag_task, router, train)
-    X, tags = _timed(timings, "embed", embed_task, router, train, tags0)
-    _timed(timings, "train_predictors", predictors_task, router, train, X, tags)
-    _timed(timings, "calibrate", calibrate_task, router, train, X, tags)
+    router, tags0 = _timed(timings, "tag", _on_runner(tag_task), router, train)
+    router, X, tags = _timed(timings, "embed", _on_runner(embed_task), router, train, tags0)
+    stages = [("train_predictors", predictors_task), ("calibrate", calibrate_task)]
     if config.train.refit_full:
-        _timed(timings, "refit", refit_task, router, train, X, tags)
+        stages.append(("refit", refit_task))
+    for stage, task in stages:
+        router = _timed(timings, stage, _on_runner(task), router, train, X, tags)
     return router
 
 
@@ -182,7 +191,7 @@ def _pipeline(
     if SHUFFLED_LABELS in ablations:
         train = train.shuffled_quality(config.train.seed)
     router = _fit(timings, config, train)
-    report = _timed(timings, "evaluate", evaluate_task, router, train, test)
+    report = _timed(timings, "evaluate", _on_runner(evaluate_task), router, train, test)
     options = {
         "data": inputs.source,
         "ablations": ",".join(ablations) or "none",
@@ -237,7 +246,7 @@ def _pipeline(
     )
 
 
-@flow(name="mixllm-train")
+@flow(name="mixllm-train", task_runner=EnvTaskRunner())
 def train_flow(
     data: str | None = None,
     budget_pct: float | None = None,
@@ -266,7 +275,7 @@ def train_flow(
     return result
 
 
-@flow(name="mixllm-retrain")
+@flow(name="mixllm-retrain", task_runner=EnvTaskRunner())
 def retrain_flow(
     data: str | None = None,
     feedback_url: str | None = None,

@@ -40,6 +40,14 @@ def store_defaults() -> None:
         os.environ.setdefault(key, value)
 
 
+def use_dask(address: str | None, workers: int | None) -> None:
+    """Select the Dask task runner for the flow runs of this process (see
+    ``flows.task_runners``); nothing given: keep what the environment says."""
+    from flows.task_runners import dask_env
+
+    os.environ.update(dask_env(address, workers))
+
+
 def ui_address(uri: str, port: int = 5000) -> str:
     """Where to look at the registered model in the MLflow UI."""
     if uri.startswith(("http://", "https://")):
@@ -57,9 +65,17 @@ def pipeline(
     ablation: Annotated[
         list[str] | None, typer.Option(help="Ablation to apply (repeatable).")
     ] = None,
+    dask: Annotated[bool, typer.Option(help="Run the heavy tasks on a Dask LocalCluster.")] = False,
+    dask_workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes of the --dask LocalCluster.")
+    ] = 2,
+    dask_address: Annotated[
+        str | None, typer.Option(help="Run the heavy tasks on this Dask scheduler (tcp://...).")
+    ] = None,
 ) -> None:
     """Run the training flow once: train, evaluate, register and gate a new router version."""
     store_defaults()
+    use_dask(dask_address, dask_workers if dask else None)
     from flows.training import train_flow
     from mixllm.core.errors import MixLLMError
 
@@ -146,6 +162,53 @@ def schedule(
     )
 
 
+def deploy_retraining(
+    pool: Annotated[str, typer.Option(help="Prefect work pool (process type) to run on.")],
+    cron: Annotated[
+        str, typer.Option(help='Cron schedule; "" for runs on demand only.')
+    ] = DEFAULT_CRON,
+    data: Annotated[str | None, typer.Option(help="Base training data.")] = None,
+    config: Annotated[Path | None, typer.Option(help="MixLLM config YAML.")] = None,
+    feedback_url: Annotated[
+        str | None, typer.Option(help="Feedback store URL (default: the service's).")
+    ] = None,
+    source: Annotated[
+        Path | None, typer.Option(help="Checkout the workers load the flow from.")
+    ] = None,
+    dask_address: Annotated[
+        str | None, typer.Option(help="Run the heavy tasks on this Dask scheduler.")
+    ] = None,
+    dask_workers: Annotated[
+        int | None, typer.Option(min=1, help="Run them on a LocalCluster of N workers.")
+    ] = None,
+    name: Annotated[str, typer.Option(help="Deployment name.")] = DEPLOYMENT_NAME,
+) -> None:
+    """Register the retraining flow as a deployment of a work pool (needs a Prefect server);
+    a worker started with `prefect worker start --pool POOL` runs its flow runs."""
+    store_defaults()
+    if not os.environ.get("PREFECT_API_URL"):
+        typer.echo(f"error: deployments need a Prefect server; {SERVER_HINT}", err=True)
+        raise typer.Exit(2)
+    from flows.deployment import deploy_retraining as deploy
+
+    parameters = {
+        "data": data,
+        "config_path": str(config) if config else None,
+        "feedback_url": feedback_url,
+    }
+    deployment_id = deploy(
+        pool,
+        name=name,
+        cron=cron or None,
+        parameters=parameters,
+        source=source,
+        dask_address=dask_address,
+        dask_workers=dask_workers,
+    )
+    typer.echo(f"Deployment mixllm-retrain/{name} ({deployment_id}) on work pool {pool}")
+    typer.echo(f"Start a worker: prefect worker start --pool {pool}")
+
+
 def benchmark_pipeline(
     data: Annotated[str | None, typer.Option(help="Data file, directory or hf:// URL.")] = None,
     out: Annotated[Path, typer.Option(help="Markdown report to update.")] = Path(
@@ -213,3 +276,4 @@ def register(app: typer.Typer) -> None:
     app.command("benchmark-pipeline")(benchmark_pipeline)
     app.command("ui")(ui)
     app.command("schedule")(schedule)
+    app.command("deploy-retraining")(deploy_retraining)

@@ -136,17 +136,21 @@ def feedback_task(
 
 
 @task(name="tag", cache_policy=NO_CACHE)
-def tag_task(router: MixLLMRouter, train: RoutingData) -> list[list[str]]:
-    """Tag the training queries with the base encoder."""
-    return router.fit_tagger(train)
+def tag_task(router: MixLLMRouter, train: RoutingData) -> tuple[MixLLMRouter, list[list[str]]]:
+    """Tag the training queries with the base encoder.
+
+    The heavy tasks return the router they changed: on a Dask worker they change a copy.
+    """
+    return router, router.fit_tagger(train)
 
 
 @task(name="embed", cache_policy=NO_CACHE)
 def embed_task(
     router: MixLLMRouter, train: RoutingData, tags: list[list[str]]
-) -> tuple[np.ndarray, list[list[str]]]:
+) -> tuple[MixLLMRouter, np.ndarray, list[list[str]]]:
     """Fine-tune the tag-enhanced encoder, then embed and re-tag the training queries."""
-    return router.fit_encoder(train, tags)
+    X, tags = router.fit_encoder(train, tags)
+    return router, X, tags
 
 
 @task(name="train-predictors", cache_policy=NO_CACHE)

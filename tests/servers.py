@@ -84,3 +84,33 @@ def prefect_server(home: Path, log: Path, env: Mapping[str, str]) -> Iterator[st
     server_env = {**env, "PREFECT_HOME": str(home), "PREFECT_UI_ENABLED": "false"}
     with running(cmd, env=server_env, log=log, health_url=f"http://127.0.0.1:{port}/api/health"):
         yield f"http://127.0.0.1:{port}/api"
+
+
+@contextmanager
+def mlflow_server(
+    backend_uri: str, artifacts: Path, log: Path, env: Mapping[str, str]
+) -> Iterator[str]:
+    """A real `mlflow server` on a free port over ``backend_uri`` (tracking + registry),
+    proxying artifacts to ``artifacts`` (clients never see that directory); its URL."""
+    port = free_port()
+    cmd = [
+        str(VENV_BIN / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        backend_uri,
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(artifacts),
+    ]
+    # No job-execution workers (they would add ~8 processes); no telemetry.
+    server_env = {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server_env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    url = f"http://127.0.0.1:{port}"
+    with running(cmd, env=server_env, log=log, health_url=f"{url}/health", timeout_s=180):
+        yield url

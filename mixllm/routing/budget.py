@@ -114,6 +114,13 @@ class CalibrationCache:
         # a lock cannot be copied, and a copied router may diverge: start empty
         return CalibrationCache(self._size)
 
+    def __getstate__(self) -> dict:
+        # shipped to another process (a Dask worker): the size only, the cache starts empty
+        return {"size": self._size}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["size"])
+
     def get(
         self,
         model: TrainedRouter,

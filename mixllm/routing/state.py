@@ -158,6 +158,13 @@ class MemoryStateStore:
         # a copied router must learn on its own state (and a lock cannot be copied)
         return MemoryStateStore(None if self._state is None else self._state.copy())
 
+    def __getstate__(self) -> dict:
+        # shipped to another process (a Dask worker): the state travels, the lock does not
+        return {"state": self._state}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["state"])
+
     def transact(self, change: Callable[[OnlineState], T]) -> T:
         """See ``StateStore.transact``."""
         with self._lock:
