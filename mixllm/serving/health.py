@@ -11,7 +11,7 @@ from mixllm.registry.feedback import FeedbackStore
 from mixllm.registry.messages import public_url
 from mixllm.serving import openai_compat
 from mixllm.serving.champion import ChampionSlot
-from mixllm.serving.concurrency import InFlight
+from mixllm.serving.inflight import InFlight
 from mixllm.serving.metrics import ServiceMetrics, scrape_text
 from mixllm.serving.retraining import RetrainTrigger
 
