@@ -71,7 +71,7 @@ class ServiceHealth:
             feedback_rows=self._feedback_count()[0],
             champion_ok=self.slot.ok,
             version=champion.version if champion else None,
-            in_flight=self.inflight.snapshot(),
+            in_flight=self.inflight.local(),  # summed by Prometheus over the workers
         )
 
     def _health_status(self) -> str:

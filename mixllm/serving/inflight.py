@@ -26,8 +26,6 @@ from mixllm.routing.shared_state import VersionedDocs, update_doc
 
 log = logging.getLogger(__name__)
 
-INFLIGHT_KEY = "service:in-flight"
-
 
 class InFlight:
     """Requests being answered per LLM, fed to the router as queueing state."""
@@ -82,9 +80,12 @@ class InFlight:
 class SharedInFlight(InFlight):
     """``InFlight`` summed over every live process sharing ``docs`` (module docstring)."""
 
-    def __init__(self, docs: VersionedDocs, beat_s: float = 1.0, ttl_s: float = 5.0) -> None:
+    def __init__(
+        self, docs: VersionedDocs, key: str, beat_s: float = 1.0, ttl_s: float = 5.0
+    ) -> None:
         super().__init__()
         self.docs = docs
+        self.key = key
         self.beat_s = beat_s
         self.ttl_s = max(ttl_s, 2 * beat_s)
         self.member = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -113,7 +114,7 @@ class SharedInFlight(InFlight):
             self._thread.join(timeout=5)
             self._thread = None
         try:
-            update_doc(self.docs, INFLIGHT_KEY, lambda doc: (_without(doc, self.member), None))
+            update_doc(self.docs, self.key, lambda doc: (_without(doc, self.member), None))
         except MixLLMError as exc:
             log.warning("cannot withdraw the in-flight entry: %s", exc)
 
@@ -127,7 +128,7 @@ class SharedInFlight(InFlight):
             live[self.member] = mine
             return live, _summed(e["counts"] for m, e in live.items() if m != self.member)
 
-        self._others = update_doc(self.docs, INFLIGHT_KEY, change)
+        self._others = update_doc(self.docs, self.key, change)
 
     def _run(self) -> None:
         while not self._stop.is_set():

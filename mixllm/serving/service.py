@@ -56,7 +56,9 @@ class RoutingService:
         self.trigger = trigger
         self.metrics = service_metrics()
         # what serving changes (candidates, bandit, scales, in-flight), shared by workers
-        self.state = ServiceState(s.state_url or default_state_url(), s.model_name, self.backends)
+        self.state = ServiceState(
+            s.state_url or default_state_url(), s.model_name, self.backends, s.state_namespace
+        )
         self.inflight = self.state.inflight
         self.embeddings = QueryEmbeddings(s.embed_cache_size)
         self.batcher = EncodeBatcher(s.batch_max, s.batch_wait_ms, self.embeddings)

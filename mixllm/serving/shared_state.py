@@ -1,12 +1,14 @@
 """The service's mutable state, shared by every worker and replica that uses one state store.
 
-Three kinds of document live in the store ``MIXLLM_STATE_URL`` names (``VersionedDocs``):
+Three kinds of document live in the store ``MIXLLM_STATE_URL`` names (``VersionedDocs``),
+under the namespace ``MIXLLM_STATE_NAMESPACE`` (default ``mixllm``; one per service that
+shares the store with others):
 
-- ``router:<model>:v<version>``: the online state of one champion version (candidate set,
+- ``<ns>:router:<model>:v<version>``: the online state of one champion version (candidate set,
   LinUCB statistics, cost / latency scales), read with one version lookup per request;
-- ``service:overrides``: the runtime candidate changes (LLMs added with their backend route,
+- ``<ns>:service:overrides``: the runtime candidate changes (LLMs added with their backend route,
   LLMs removed), service-wide: re-applied to every new champion, so a hot swap keeps them;
-- ``service:in-flight``: requests in flight per process (``mixllm.serving.inflight``).
+- ``<ns>:service:in-flight``: requests in flight per process (``mixllm.serving.inflight``).
 
 The store is a SQLite file under ``$MIXLLM_HOME/service/`` by default (every worker of one
 machine, survives restarts), any SQLAlchemy URL (e.g. PostgreSQL), ``redis://...`` for
@@ -28,7 +30,6 @@ from mixllm.serving.requests import AddLLMRequest
 log = logging.getLogger(__name__)
 
 STATE_URL_ENV = "MIXLLM_STATE_URL"
-OVERRIDES_KEY = "service:overrides"
 MEMORY_URL = "memory://"
 
 
@@ -51,27 +52,23 @@ def open_docs(url: str) -> VersionedDocs:
     return SQLDocs(url)
 
 
-def router_key(model_name: str, version: str) -> str:
-    """The key of one registered version's online state."""
-    return f"router:{model_name}:v{version}"
-
-
 class SharedOverrides:
     """Runtime candidate changes in the shared store, on top of the operator's priced LLMs."""
 
-    def __init__(self, docs: VersionedDocs, base: Overrides) -> None:
+    def __init__(self, docs: VersionedDocs, key: str, base: Overrides) -> None:
         self.docs = docs
+        self.key = key
         self.base = base
         self._seen: tuple[int | None, Overrides] = (None, base)
 
     def current(self) -> Overrides:
         """The effective changes: the backends file's LLMs, then every runtime change."""
-        version = self.docs.version(OVERRIDES_KEY)
+        version = self.docs.version(self.key)
         if version is None:
             return self.base
         if version == self._seen[0]:
             return self._seen[1]
-        got = self.docs.get(OVERRIDES_KEY)
+        got = self.docs.get(self.key)
         version, doc = got if got is not None else (None, {})
         merged = Overrides(dict(self.base.added), set(doc.get("removed", [])))
         for name, raw in doc.get("added", {}).items():
@@ -90,7 +87,7 @@ class SharedOverrides:
             doc["removed"] = [n for n in doc["removed"] if n != req.name]
             return doc, None
 
-        update_doc(self.docs, OVERRIDES_KEY, change)
+        update_doc(self.docs, self.key, change)
 
     def record_removed(self, name: str) -> None:
         """Remember that ``name`` was removed."""
@@ -101,7 +98,7 @@ class SharedOverrides:
             doc["removed"] = sorted({*doc["removed"], name})
             return doc, None
 
-        update_doc(self.docs, OVERRIDES_KEY, change)
+        update_doc(self.docs, self.key, change)
 
     def apply(self, router: Any) -> None:
         """Re-apply every change to a freshly loaded ``router``."""
@@ -122,21 +119,31 @@ class SharedOverrides:
 class ServiceState:
     """Where the service keeps what it changes while serving (see the module docstring)."""
 
-    def __init__(self, url: str, model_name: str, backends: BackendRegistry) -> None:
+    def __init__(
+        self, url: str, model_name: str, backends: BackendRegistry, namespace: str = "mixllm"
+    ) -> None:
         self.url = url
         self.model_name = model_name
+        self.namespace = namespace
         self.docs = open_docs(url)
-        self.overrides = SharedOverrides(self.docs, Overrides.from_backends(backends))
+        base = Overrides.from_backends(backends)
+        self.overrides = SharedOverrides(self.docs, f"{namespace}:service:overrides", base)
         self.inflight: InFlight = (
-            InFlight() if isinstance(self.docs, MemoryDocs) else SharedInFlight(self.docs)
+            InFlight()
+            if isinstance(self.docs, MemoryDocs)
+            else SharedInFlight(self.docs, f"{namespace}:service:in-flight")
         )
+
+    def router_key(self, version: str) -> str:
+        """The key of one registered version's online state."""
+        return f"{self.namespace}:router:{self.model_name}:v{version}"
 
     def prepare(self, router: Any, version: str) -> Any:
         """``router`` (a freshly loaded champion ``version``) on the shared online state of
         that version, with the runtime candidate changes applied."""
         use_store = getattr(router, "use_store", None)
         if use_store is not None:
-            use_store(SharedStateStore(self.docs, router_key(self.model_name, version)))
+            use_store(SharedStateStore(self.docs, self.router_key(version)))
         self.overrides.apply(router)
         return router
 
