@@ -75,6 +75,31 @@ def serving(env: dict, log: Path) -> Iterator[tuple[str, subprocess.Popen]]:
         stop(proc)
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                kids = [int(c) for c in task.read_text().split()]
+                found += kids
+                todo += kids
+    return found
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process below it, by process group (`mixllm serve` runs
+    `bentoml serve` in a session of its own)."""
+    groups = set()
+    for p in [pid, *descendants(pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            groups.add(os.getpgid(p))
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+
+
 def route(base: str, q: str, **body) -> dict:
     """One POST /route on a fresh connection (so that requests spread over the workers)."""
     resp = httpx.post(f"{base}/route", json={"query": q, **body}, timeout=60)
@@ -189,9 +214,10 @@ def test_a_replica_killed_mid_load_loses_no_acknowledged_feedback(replicas, pg_u
     deadline = time.monotonic() + 60
     while len(acked) < 20 and time.monotonic() < deadline:
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # mid-load: no drain, no shutdown hook
+    kill_tree(proc.pid)  # mid-load: no drain, no shutdown hook
     proc.wait(timeout=30)
-    time.sleep(1.0)
+    with pytest.raises(httpx.HTTPError):  # really gone: nothing answers on its port
+        httpx.get(f"{a}/readyz", timeout=5)
     stop_load.set()
     for t in threads:
         t.join(timeout=60)
