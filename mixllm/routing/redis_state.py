@@ -1,119 +1,98 @@
-"""A ``StateStore`` over Redis: one online state shared by every worker and replica.
+"""Versioned documents in Redis, and the ``StateStore`` on them: one online state shared by
+every worker and replica.
 
-The state is one JSON document (``OnlineState.to_dict``) under ``<prefix>:state`` and its
-version under ``<prefix>:version``. A transaction is Redis' optimistic one (WATCH the
-document, change a copy, MULTI/EXEC the new document and version; retry when another
-writer won). A read costs one GET of the version and re-parses the document only when the
-version moved, so a change made by any replica is seen by the next read everywhere
-(``refresh_s`` > 0 trades that for fewer round trips: changes are then seen within
-``refresh_s`` seconds). Redis persistence (AOF/RDB) is what makes the state survive a
-Redis restart; a replica restart simply reads it again.
+A document ``key`` is the JSON string ``<prefix>:<key>`` beside its version
+``<prefix>:<key>:version``. A read of both is one MGET; a write is Redis' optimistic
+transaction (WATCH the version, check it, MULTI/EXEC the document and the next version), so
+a writer that lost the race retries on the winner's document. Redis persistence (AOF/RDB)
+is what makes the state survive a Redis restart; a replica restart simply reads it again.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from mixllm.core.errors import NotFittedError, StateStoreError
-from mixllm.routing.state import OnlineState
-
-T = TypeVar("T")
-
-MAX_RETRIES = 50
+from mixllm.core.errors import StateStoreError
+from mixllm.routing.shared_state import SharedStateStore
 
 
-class RedisStateStore:
-    """``StateStore`` on a Redis server (see the module docstring)."""
+def connect(url: str) -> Any:
+    """A Redis client for ``url`` (``redis://host:port/db``) that answers a ping;
+    ``StateStoreError`` when the server cannot be reached."""
+    import redis
 
-    def __init__(self, client: Any, prefix: str = "mixllm:router", refresh_s: float = 0.0):
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise StateStoreError(f"cannot reach the Redis state store: {exc}") from None
+    return client
+
+
+class RedisDocs:
+    """``VersionedDocs`` under ``prefix`` on a Redis server (see the module docstring)."""
+
+    def __init__(self, client: Any, prefix: str = "mixllm") -> None:
         self.client = client
         self.prefix = prefix
-        self.refresh_s = refresh_s
-        self._key = f"{prefix}:state"
-        self._version_key = f"{prefix}:version"
-        self._cached: OnlineState | None = None
-        self._checked = 0.0
-        self._lock = threading.Lock()
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "mixllm:router", **kw: Any) -> RedisStateStore:
-        """Connect to ``url`` (``redis://host:port/db``); raises ``StateStoreError``."""
+    def from_url(cls, url: str, prefix: str = "mixllm") -> RedisDocs:
+        """Connect to ``url``; raises ``StateStoreError``."""
+        return cls(connect(url), prefix)
+
+    def _keys(self, key: str) -> tuple[str, str]:
+        return f"{self.prefix}:{key}", f"{self.prefix}:{key}:version"
+
+    def version(self, key: str) -> int | None:
+        """The document's version, None if there is none."""
+        raw = self._call(self.client.get, self._keys(key)[1])
+        return None if raw is None else int(raw)
+
+    def get(self, key: str) -> tuple[int, dict[str, Any]] | None:
+        """(version, document), None if there is none."""
+        doc, version = self._call(self.client.mget, list(self._keys(key)))
+        if doc is None or version is None:
+            return None
+        return int(version), json.loads(doc)
+
+    def create(self, key: str, doc: dict[str, Any], version: int = 0) -> bool:
+        """Store ``doc`` unless the key exists (document and version in one transaction)."""
+        doc_key, version_key = self._keys(key)
+        with self.client.pipeline() as pipe:
+            pipe.set(doc_key, json.dumps(doc), nx=True)
+            pipe.set(version_key, version, nx=True)
+            return bool(self._call(pipe.execute)[0])
+
+    def swap(self, key: str, version: int, doc: dict[str, Any]) -> bool:
+        """Write ``doc`` at ``version + 1`` if still at ``version``."""
         import redis
 
-        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        doc_key, version_key = self._keys(key)
         try:
-            client.ping()
+            with self.client.pipeline() as pipe:
+                pipe.watch(version_key)
+                current = pipe.get(version_key)
+                if current is None or int(current) != version:
+                    return False
+                pipe.multi()
+                pipe.set(doc_key, json.dumps(doc))
+                pipe.set(version_key, version + 1)
+                pipe.execute()
+        except redis.WatchError:
+            return False  # another writer came first
         except redis.RedisError as exc:
-            raise StateStoreError(f"cannot reach the Redis state store: {exc}") from None
-        return cls(client, prefix, **kw)
+            raise StateStoreError(f"Redis state store failed: {exc}") from None
+        return True
 
-    def read(self) -> OnlineState:
-        """The current shared state (cached while its version is unchanged)."""
-        now = time.monotonic()
-        cached = self._cached
-        if cached is not None and now - self._checked < self.refresh_s:
-            return cached
-        version = self._call(self.client.get, self._version_key)
-        self._checked = now
-        if version is None:
-            raise NotFittedError(f"no online state in Redis under {self._key!r} yet")
-        if cached is not None and cached.version == int(version):
-            return cached
-        raw = self._call(self.client.get, self._key)
-        return self._remember(OnlineState.from_dict(json.loads(raw)))
+    def delete(self, key: str) -> None:
+        """Remove the document and its version."""
+        self._call(self.client.delete, *self._keys(key))
 
-    def seed(self, state: OnlineState) -> OnlineState:
-        """Store ``state`` unless Redis already holds one (then keep and return that)."""
-        doc = json.dumps(state.to_dict())
-        with self.client.pipeline() as pipe:
-            pipe.set(self._key, doc, nx=True)
-            pipe.setnx(self._version_key, state.version)
-            self._call(pipe.execute)
-        self._checked = 0.0
-        return self.read()
-
-    def transact(self, change: Callable[[OnlineState], T]) -> T:
-        """Apply ``change`` to a copy of the shared state and publish it atomically."""
-        import redis
-
-        with self.client.pipeline() as pipe:
-            for _ in range(MAX_RETRIES):
-                try:
-                    pipe.watch(self._key)
-                    raw = pipe.get(self._key)
-                    if raw is None:
-                        raise NotFittedError(f"no online state in Redis under {self._key!r}")
-                    state = OnlineState.from_dict(json.loads(raw))
-                    result = change(state)
-                    state.version += 1
-                    pipe.multi()
-                    pipe.set(self._key, json.dumps(state.to_dict()))
-                    pipe.set(self._version_key, state.version)
-                    pipe.execute()
-                except redis.WatchError:
-                    continue  # another writer won: read its state and apply again
-                except redis.RedisError as exc:
-                    raise StateStoreError(f"Redis state store failed: {exc}") from None
-                self._remember(state)
-                return result
-        raise StateStoreError(f"state transaction lost {MAX_RETRIES} races in a row")
-
-    def clear(self) -> None:
-        """Delete the shared state (an operator's reset; the next ``seed`` starts afresh)."""
-        self._call(self.client.delete, self._key, self._version_key)
-        self._cached = None
-
-    def _remember(self, state: OnlineState) -> OnlineState:
-        with self._lock:
-            if self._cached is None or state.version >= self._cached.version:
-                self._cached = state
-            return self._cached
-
-    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+    @staticmethod
+    def _call(fn: Callable[..., Any], *args: Any) -> Any:
         import redis
 
         try:
@@ -121,6 +100,18 @@ class RedisStateStore:
         except redis.RedisError as exc:
             raise StateStoreError(f"Redis state store failed: {exc}") from None
 
+
+class RedisStateStore(SharedStateStore):
+    """``StateStore`` on a Redis server: the state under ``<prefix>:state``."""
+
+    def __init__(self, client: Any, prefix: str = "mixllm:router") -> None:
+        super().__init__(RedisDocs(client, prefix), "state")
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "mixllm:router") -> RedisStateStore:
+        """Connect to ``url`` (``redis://host:port/db``); raises ``StateStoreError``."""
+        return cls(connect(url), prefix)
+
     def __deepcopy__(self, memo: dict) -> RedisStateStore:
         # a copy shares the Redis state by design: that is what the store is for
-        return RedisStateStore(self.client, self.prefix, self.refresh_s)
+        return RedisStateStore(self.docs.client, self.docs.prefix)

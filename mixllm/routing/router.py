@@ -132,6 +132,15 @@ class MixLLMRouter:
         self._table = None
         self._calibrations = CalibrationCache()
 
+    def use_store(self, store: StateStore) -> MixLLMRouter:
+        """Keep the online state in ``store`` from now on (e.g. one every replica shares): it
+        resumes the state ``store`` holds, else starts from this router's current one."""
+        model = self._model()
+        state = self.store.read()
+        self.store, self._own_store = store, False
+        self._serve(model, state)
+        return self
+
     # -- views -----------------------------------------------------------------------------
     def _model(self) -> TrainedRouter:
         if self.model is None:

@@ -7,9 +7,11 @@ calls one method per endpoint and turns domain errors into status codes with
 
 Modules: ``settings`` (ServiceSettings, env parsing), ``requests`` (request bodies),
 ``edge`` (HTTP status per error, validation messages), ``metrics`` (Prometheus),
-``concurrency`` (InFlight, EncodeBatcher), ``embeddings`` (in-memory LRU of
-query embeddings), ``champion`` (Champion, sources, hot swap), ``candidates`` (runtime
-candidate helpers), ``candidate_admin`` (listing, adding, removing candidates),
+``concurrency`` (EncodeBatcher), ``inflight`` (InFlight, shared counts), ``shared_state``
+and ``sql_docs`` (the state store that workers and replicas share), ``embeddings``
+(in-memory LRU of query embeddings), ``champion`` (Champion, sources, hot swap),
+``candidates`` (runtime candidate helpers), ``candidate_admin`` (listing, adding, removing
+candidates),
 ``decisions`` (routing decisions), ``chat`` (forwarding to backends), ``feedback_intake``
 (feedback stored and learned online), ``health`` (health, readiness, models, scrape),
 ``watcher`` (champion watcher thread), ``retraining`` (the trigger), ``service``
@@ -17,9 +19,10 @@ candidate helpers), ``candidate_admin`` (listing, adding, removing candidates),
 """
 
 from mixllm.serving.champion import Champion, ChampionSlot, ChampionSource, RegistrySource
-from mixllm.serving.concurrency import EncodeBatcher, InFlight
+from mixllm.serving.concurrency import EncodeBatcher
 from mixllm.serving.edge import bad_param, describe_validation, http_error, public_message
 from mixllm.serving.embeddings import QueryEmbeddings, encode_uncached
+from mixllm.serving.inflight import InFlight
 from mixllm.serving.metrics import ServiceMetrics, count_request, endpoint_label, service_metrics
 from mixllm.serving.requests import AddLLMRequest, ChatRequest, FeedbackRequest, RouteRequest
 from mixllm.serving.retraining import Trigger

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from mixllm.core.errors import InvalidRequestError, NotFoundError
+from mixllm.routing.shared_state import pinned_state
 from mixllm.serving.backends import BackendRegistry, LLMRoute
-from mixllm.serving.candidates import Overrides, add_to_router, backend_for, price_spec
+from mixllm.serving.candidates import add_to_router, backend_for, price_spec
 from mixllm.serving.champion import ChampionSlot
-from mixllm.serving.concurrency import InFlight
+from mixllm.serving.inflight import InFlight
 from mixllm.serving.requests import AddLLMRequest
+from mixllm.serving.shared_state import SharedOverrides
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,7 @@ class CandidateAdmin:
     slot: ChampionSlot
     backends: BackendRegistry
     inflight: InFlight
-    overrides: Overrides
+    overrides: SharedOverrides
     # Held while the candidate set changes, so a champion swap never loses the change.
     swap_lock: threading.Lock
 
@@ -33,14 +35,21 @@ class CandidateAdmin:
         """Every LLM the router knows: active or not, prices, backend, requests in flight."""
         champion = self.slot.get()
         counts = self.inflight.snapshot()
-        return {
-            "llms": [
+        self.refresh()
+        with pinned_state(getattr(champion.router, "store", None)):
+            llms = [
                 self._describe_llm(champion.router, llm, counts)
                 for llm in champion.router.all_llms_
-            ],
+            ]
+        return {
+            "llms": llms,
             "reference_llm": getattr(champion.router, "reference_llm_", None),
             "router_version": champion.version,
         }
+
+    def refresh(self) -> None:
+        """Take up the backend routes of LLMs another worker or replica added."""
+        self.overrides.sync_routes(self.backends)
 
     def _describe_llm(self, router: Any, llm: str, counts: dict[str, int]) -> dict[str, Any]:
         spec = price_spec(router, llm)
@@ -64,7 +73,7 @@ class CandidateAdmin:
             router = self.slot.get().router
             add_to_router(router, req)
             self.backends.set_route(LLMRoute(name=req.name, backend=backend, model=req.model))
-            self.overrides.record_added(req)
+            self.overrides.record_added(req.model_copy(update={"backend": backend}))
         log.info("LLM %s added (backend %s)", req.name, backend)
         return {"added": req.name, **self.backends.describe(req.name), "llms": router.llms_}
 

@@ -64,7 +64,10 @@ class Overrides:
         self.removed.add(name)
 
     def apply(self, router: Any) -> None:
-        """Re-apply every change to a freshly loaded ``router`` (it keeps one candidate)."""
+        """Re-apply every change to a freshly loaded ``router`` (it keeps one candidate).
+
+        Idempotent, and safe when other workers re-apply the same changes to the same
+        shared state at the same time."""
         for name, req in self.added.items():
             if name in router.llms_:
                 continue
@@ -73,8 +76,12 @@ class Overrides:
             except MixLLMError as exc:
                 log.warning("cannot re-add LLM %s to the new router: %s", name, exc)
         for name in self.removed:
-            if name in router.llms_ and len(router.llms_) > 1:
+            if name not in router.llms_ or len(router.llms_) <= 1:
+                continue
+            try:
                 router.remove_llm(name)
+            except MixLLMError as exc:  # another worker, swapping too, removed it first
+                log.info("LLM %s already removed from the new router: %s", name, exc)
 
 
 def backend_for(req: AddLLMRequest, backends: BackendRegistry) -> str:

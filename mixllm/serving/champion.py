@@ -132,15 +132,16 @@ def check_router(router: Any) -> None:
 class ChampionSlot:
     """The champion serving now, swapped for the source's champion whenever that changes.
 
-    ``prepare`` runs on a freshly loaded router under ``swap_lock``, just before the swap
-    (the service re-applies its runtime candidate changes there).
+    ``prepare(router, version)`` runs on a freshly loaded router under ``swap_lock``, just
+    before the swap, and returns the router to serve (the service puts it on the shared
+    online state of that version and re-applies the runtime candidate changes there).
     """
 
     def __init__(
         self,
         source: ChampionSource,
         *,
-        prepare: Callable[[Any], None],
+        prepare: Callable[[Any, str], Any],
         swap_lock: AbstractContextManager[Any],
         retry_failed_s: float = 60.0,
         last_loaded: LastLoaded | None = None,
@@ -194,9 +195,9 @@ class ChampionSlot:
                 router = self.source.load(version)
                 check_router(router)
                 watermark = self.source.watermark(version)
+                self._swap(router, version, watermark)  # prepare may fail: the state store
             except Exception as exc:
                 return self._load_failed(version, exc, f"cannot load champion v{version}")
-            self._swap(router, version, watermark)
             return True
 
     def _wanted(self, version: str | None) -> bool:
@@ -227,7 +228,7 @@ class ChampionSlot:
     ) -> None:
         current = self._champion.version if self._champion else None
         with self._swap_lock:  # no candidate change may slip between prepare and swap
-            self._prepare(router)
+            router = self._prepare(router, version)
             self._champion = Champion(router, version, watermark)
         self._failed.pop(version, None)
         self.status.update(
@@ -272,10 +273,10 @@ class ChampionSlot:
                 router = self.source.load(version)
                 check_router(router)
                 watermark = self.source.watermark(version)
+                self._swap(router, version, watermark, fallback=True)
             except Exception as exc:
                 log.warning("fallback v%s cannot load either: %s", version, first_line(exc))
                 continue
-            self._swap(router, version, watermark, fallback=True)
             log.warning("the champion cannot load: serving the last loadable v%s", version)
             return True
         return False

@@ -12,8 +12,8 @@ from mixllm.core.errors import BackendError, BackendTimeoutError
 from mixllm.core.tokens import count_tokens
 from mixllm.serving import openai_compat
 from mixllm.serving.backends import BackendRegistry, prompt_text
-from mixllm.serving.concurrency import InFlight
 from mixllm.serving.edge import http_error, public_message
+from mixllm.serving.inflight import InFlight
 from mixllm.serving.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)

@@ -1,14 +1,12 @@
-"""Concurrency primitives of the service: requests in flight per LLM, the candidate-set
-read/write lock, and the batcher that embeds concurrent queries together."""
+"""Concurrency primitives of the service: the batcher that embeds concurrent queries
+together (requests in flight per LLM: ``mixllm.serving.inflight``)."""
 
 from __future__ import annotations
 
 import queue as queue_mod
 import threading
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,48 +14,7 @@ import numpy as np
 
 from mixllm.core.errors import InvalidRequestError
 from mixllm.core.text import check_text
-from mixllm.routing.latency import QueueState
 from mixllm.serving.embeddings import QueryEmbeddings
-
-
-class InFlight:
-    """Requests being answered per LLM, fed to the router as queueing state."""
-
-    def __init__(self) -> None:
-        self._counts: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def track(self, llm: str) -> Iterator[None]:
-        """Count one request on ``llm`` for the duration of the block."""
-        self.enter(llm)
-        try:
-            yield
-        finally:
-            self.leave(llm)
-
-    def enter(self, llm: str) -> None:
-        """One more request on ``llm``."""
-        with self._lock:
-            self._counts[llm] = self._counts.get(llm, 0) + 1
-
-    def leave(self, llm: str) -> None:
-        """One request on ``llm`` finished."""
-        with self._lock:
-            self._counts[llm] = max(0, self._counts.get(llm, 0) - 1)
-
-    def snapshot(self) -> dict[str, int]:
-        """LLM -> requests in flight."""
-        with self._lock:
-            return {k: v for k, v in self._counts.items() if v}
-
-    def queue_state(self, router: Any, concurrency: Callable[[str], int]) -> dict[str, QueueState]:
-        """QueueState of every active LLM of ``router``."""
-        counts = self.snapshot()
-        return {
-            llm: QueueState(in_flight=counts.get(llm, 0), concurrency=concurrency(llm))
-            for llm in router.llms_
-        }
 
 
 @dataclass

@@ -13,11 +13,13 @@ from mixllm.core.prices import load_prices
 from mixllm.core.tokens import count_tokens
 from mixllm.registry.feedback import FeedbackStore
 from mixllm.routing.router import as_batch
+from mixllm.routing.shared_state import pinned_state
 from mixllm.serving import openai_compat
 from mixllm.serving.backends import BackendRegistry, prompt_text
 from mixllm.serving.candidates import check_active, eligible
 from mixllm.serving.champion import ChampionSlot
-from mixllm.serving.concurrency import EncodeBatcher, InFlight
+from mixllm.serving.concurrency import EncodeBatcher
+from mixllm.serving.inflight import InFlight
 from mixllm.serving.metrics import ServiceMetrics
 from mixllm.serving.requests import ChatRequest, RouteRequest, chat_query
 
@@ -54,21 +56,23 @@ class RouteDecider:
         each other LLM was left out."""
         champion = self.slot.get()  # in-flight requests keep the router they started with
         t0 = time.perf_counter()
-        if candidates is not None:
-            check_active(champion.router, candidates)  # fail before paying for the embedding
-        tokens = count_tokens(query) if prompt_tokens is None else prompt_tokens
-        candidates, excluded = eligible(
-            champion.router,
-            self.backends,
-            candidates,
-            prompt_tokens=tokens,
-            answer_tokens=answer_tokens or 0,
-            body=body,
-            fallback=self._packaged_prices(),
-        )
-        decision = self._decide(
-            champion.router, query, budget_pct, budget_usd, candidates, prompt_tokens
-        )
+        # one state snapshot for the whole request: one version lookup in a shared store
+        with pinned_state(getattr(champion.router, "store", None)):
+            if candidates is not None:
+                check_active(champion.router, candidates)  # fail before paying for the embedding
+            tokens = count_tokens(query) if prompt_tokens is None else prompt_tokens
+            candidates, excluded = eligible(
+                champion.router,
+                self.backends,
+                candidates,
+                prompt_tokens=tokens,
+                answer_tokens=answer_tokens or 0,
+                body=body,
+                fallback=self._packaged_prices(),
+            )
+            decision = self._decide(
+                champion.router, query, budget_pct, budget_usd, candidates, prompt_tokens
+            )
         seconds = time.perf_counter() - t0
         out = decision.to_dict()
         out.update(

@@ -11,7 +11,7 @@ from mixllm.registry.feedback import FeedbackStore
 from mixllm.registry.messages import public_url
 from mixllm.serving import openai_compat
 from mixllm.serving.champion import ChampionSlot
-from mixllm.serving.concurrency import InFlight
+from mixllm.serving.inflight import InFlight
 from mixllm.serving.metrics import ServiceMetrics, scrape_text
 from mixllm.serving.retraining import RetrainTrigger
 
@@ -71,7 +71,7 @@ class ServiceHealth:
             feedback_rows=self._feedback_count()[0],
             champion_ok=self.slot.ok,
             version=champion.version if champion else None,
-            in_flight=self.inflight.snapshot(),
+            in_flight=self.inflight.local(),  # summed by Prometheus over the workers
         )
 
     def _health_status(self) -> str:

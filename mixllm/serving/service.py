@@ -15,7 +15,6 @@ from mixllm.core.paths import mixllm_home
 from mixllm.registry.feedback import FeedbackStore
 from mixllm.serving.backends import BackendRegistry
 from mixllm.serving.candidate_admin import CandidateAdmin
-from mixllm.serving.candidates import Overrides
 from mixllm.serving.champion import (
     Champion,
     ChampionSlot,
@@ -24,7 +23,7 @@ from mixllm.serving.champion import (
     RegistrySource,
 )
 from mixllm.serving.chat import ChatForwarder
-from mixllm.serving.concurrency import EncodeBatcher, InFlight
+from mixllm.serving.concurrency import EncodeBatcher
 from mixllm.serving.decisions import RouteDecider
 from mixllm.serving.embeddings import QueryEmbeddings
 from mixllm.serving.feedback_intake import FeedbackIntake
@@ -33,6 +32,7 @@ from mixllm.serving.metrics import service_metrics
 from mixllm.serving.requests import AddLLMRequest, ChatRequest, FeedbackRequest, RouteRequest
 from mixllm.serving.retraining import RetrainTrigger, RunActive, Trigger
 from mixllm.serving.settings import ServiceSettings
+from mixllm.serving.shared_state import ServiceState, default_state_url
 from mixllm.serving.watcher import ChampionWatcher
 
 
@@ -55,14 +55,18 @@ class RoutingService:
         self.backends = backends or BackendRegistry.from_yaml(s.backends_path)
         self.trigger = trigger
         self.metrics = service_metrics()
-        self.inflight = InFlight()
+        # what serving changes (candidates, bandit, scales, in-flight), shared by workers
+        self.state = ServiceState(
+            s.state_url or default_state_url(), s.model_name, self.backends, s.state_namespace
+        )
+        self.inflight = self.state.inflight
         self.embeddings = QueryEmbeddings(s.embed_cache_size)
         self.batcher = EncodeBatcher(s.batch_max, s.batch_wait_ms, self.embeddings)
         swap_lock = threading.Lock()  # candidate changes vs. the swap
-        overrides = Overrides.from_backends(self.backends)
         self.slot = ChampionSlot(
             source or RegistrySource(s.model_name, s.tracking_uri),
-            prepare=overrides.apply,  # a new champion keeps the runtime candidate changes
+            # a new champion: on its version's shared state, with the runtime changes
+            prepare=self.state.prepare,
             swap_lock=swap_lock,
             retry_failed_s=max(60.0, 10 * s.poll_s),
             last_loaded=LastLoaded(mixllm_home() / "service" / f"last-loaded-{s.model_name}.json"),
@@ -77,7 +81,7 @@ class RoutingService:
             active=run_active,
         )
         self.candidates = CandidateAdmin(
-            self.slot, self.backends, self.inflight, overrides, swap_lock
+            self.slot, self.backends, self.inflight, self.state.overrides, swap_lock
         )
         self.decider = RouteDecider(
             self.slot,
@@ -96,6 +100,7 @@ class RoutingService:
             self.slot, self.store, self.inflight, self.metrics, self.retrainer
         )
         self.watcher = ChampionWatcher(self.slot, self.backends, s.poll_s)
+        self.candidates.refresh()  # routes of LLMs added before a restart or elsewhere
         if load:
             self.check_champion()
 
@@ -106,13 +111,15 @@ class RoutingService:
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
-        """Start the champion watcher (every ``poll_s``) and warm the replay backends."""
+        """Start the champion watcher (every ``poll_s``) and the in-flight heartbeat."""
         self.watcher.start()
+        self.inflight.start()
 
     def stop(self) -> None:
         """Stop background threads and release the database pool."""
         self.watcher.stop()
         self.batcher.close()
+        self.state.close()
         self.store.close()
 
     # -- champion ----------------------------------------------------------------------
@@ -137,14 +144,18 @@ class RoutingService:
 
     async def chat(self, req: ChatRequest) -> dict[str, Any]:
         """POST /v1/chat/completions without streaming."""
-        decision = await asyncio.to_thread(self.decider.chat_decision, req)
+        decision = await asyncio.to_thread(self._chat_decision, req)
         return await self.chats.complete(decision, req.forward_body())
 
     async def chat_stream(self, req: ChatRequest) -> AsyncIterator[bytes]:
         """POST /v1/chat/completions with stream=true: route, open the backend stream (errors
         raise here, before any byte is sent), then return the SSE byte stream."""
-        decision = await asyncio.to_thread(self.decider.chat_decision, req)
+        decision = await asyncio.to_thread(self._chat_decision, req)
         return await self.chats.stream(decision, req.forward_body())
+
+    def _chat_decision(self, req: ChatRequest) -> dict[str, Any]:
+        self.candidates.refresh()  # an LLM added elsewhere is answered by its own backend
+        return self.decider.chat_decision(req)
 
     # -- feedback ----------------------------------------------------------------------
     def feedback(self, req: FeedbackRequest) -> dict[str, Any]:

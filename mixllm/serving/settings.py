@@ -46,6 +46,8 @@ class ServiceSettings:
     model_name: str = "mixllm-router"
     tracking_uri: str | None = None  # None: mixllm.registry.tracking.tracking_uri()
     feedback_url: str | None = None  # None: mixllm.registry.feedback.default_url()
+    state_url: str | None = None  # shared online state; None: SQLite under $MIXLLM_HOME/service
+    state_namespace: str = "mixllm"  # key prefix in that store (one per service sharing it)
     backends_path: str | None = None  # None: $MIXLLM_BACKENDS or the packaged file
     poll_s: float = 30.0  # how often to look for a new champion (0: never)
     retrain_threshold: int = 200  # new feedback rows that start a retraining run (0: never)
@@ -63,6 +65,8 @@ class ServiceSettings:
             model_name=env.get("MIXLLM_MODEL_NAME", cls.model_name),
             tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
             feedback_url=env.get("MIXLLM_FEEDBACK_URL") or None,
+            state_url=env.get("MIXLLM_STATE_URL") or None,
+            state_namespace=env.get("MIXLLM_STATE_NAMESPACE") or cls.state_namespace,
             backends_path=env.get("MIXLLM_BACKENDS") or None,
             poll_s=env_float("MIXLLM_CHAMPION_POLL_S", cls.poll_s),
             retrain_threshold=int(env_float("MIXLLM_RETRAIN_THRESHOLD", cls.retrain_threshold)),

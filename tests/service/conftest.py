@@ -28,7 +28,7 @@ def svc_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "TOKENIZERS_PARALLELISM": "false",
         "HF_HUB_OFFLINE": "1",
     }
-    unset = ("PREFECT_API_URL", "MIXLLM_FEEDBACK_URL", "MIXLLM_BACKENDS")
+    unset = ("PREFECT_API_URL", "MIXLLM_FEEDBACK_URL", "MIXLLM_BACKENDS", "MIXLLM_STATE_URL")
     with patched_env(values, unset):
         yield root
 
@@ -105,6 +105,7 @@ def service_env(
     values = {
         "MIXLLM_BACKENDS": str(write_backends(svc_root / name / "backends.yaml", upstream)),
         "MIXLLM_FEEDBACK_URL": f"sqlite:///{svc_root / name / 'feedback.db'}",
+        "MIXLLM_STATE_URL": f"sqlite:///{svc_root / name / 'state.db'}",
         "MIXLLM_DATA": str(tiny_csv),
         "MIXLLM_CHAMPION_POLL_S": "0.5",
         "MIXLLM_RETRAIN_THRESHOLD": "0",

@@ -32,6 +32,7 @@ def e2e_env(svc_root: Path, mlflow_uri: str) -> dict[str, str]:
         **os.environ,
         "MLFLOW_TRACKING_URI": mlflow_uri,
         "MIXLLM_FEEDBACK_URL": f"sqlite:///{root / 'feedback.db'}",
+        "MIXLLM_STATE_URL": f"sqlite:///{root / 'state.db'}",
         "PREFECT_HOME": str(root / "prefect-client"),
         "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
     }

@@ -28,6 +28,7 @@ def _env(svc_root: Path, mlflow_uri: str, tiny_csv: Path, backends: Path) -> dic
         **os.environ,
         "MLFLOW_TRACKING_URI": mlflow_uri,
         "MIXLLM_FEEDBACK_URL": f"sqlite:///{svc_root / 'serve-process' / 'feedback.db'}",
+        "MIXLLM_STATE_URL": f"sqlite:///{svc_root / 'serve-process' / 'state.db'}",
         "MIXLLM_DATA": str(tiny_csv),
         "MIXLLM_BACKENDS": str(backends),
         "MIXLLM_CHAMPION_POLL_S": "0",
