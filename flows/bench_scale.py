@@ -1,7 +1,7 @@
 """Scale-out part of `mixllm benchmark-service`: /route throughput at concurrency 16 with 1, 2
 and 4 workers (MIXLLM_WORKERS) and with 2 replicas (two `mixllm serve` on two ports, one
-feedback database, the client round-robin over both; the online state shared through
-MIXLLM_STATE_URL on Redis when this build reads that variable, else said not shared).
+feedback database, the client round-robin over both, the online state shared through
+MIXLLM_STATE_URL on Redis under a namespace of the run's own, deleted afterwards).
 Every service is started in its own process group and stopped by its PID."""
 
 from __future__ import annotations
@@ -20,15 +20,7 @@ from flows.bench_process import free_port, service_env, start_service, stop_serv
 
 READY_TIMEOUT_S = 600.0
 WORKER_COUNTS = (1, 2, 4)
-REDIS_URL = "redis://127.0.0.1:6379/15"  # a database of its own, flushed before the run
-
-
-def state_shared() -> bool:
-    """True once this build's service reads MIXLLM_STATE_URL (shared online state)."""
-    from mixllm.core.paths import project_dir
-
-    root = project_dir() / "mixllm"
-    return any("MIXLLM_STATE_URL" in p.read_text(errors="ignore") for p in root.rglob("*.py"))
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @contextmanager
@@ -54,10 +46,20 @@ def services(n: int, data: str | None, env_extra: dict[str, str]) -> Iterator[li
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _flush_redis() -> None:
+@contextmanager
+def redis_namespace() -> Iterator[str]:
+    """A state namespace of this run's own on REDIS_URL; its keys are deleted afterwards."""
+    import uuid
+
     import redis
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    namespace = f"mixllm-bench-{uuid.uuid4().hex[:8]}"
+    try:
+        yield namespace
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(f"{namespace}:*"):
+            client.delete(key)
 
 
 def _throughput(
@@ -79,25 +81,23 @@ def measure_scale(
         typer.echo(f"Scale: {workers} worker(s), {requests} requests at concurrency 16 ...")
         with services(1, data, {"MIXLLM_WORKERS": str(workers)}) as urls:
             rows[f"workers_{workers}"] = _throughput(urls, warm, queries, requests, timeout)
-    shared = state_shared()
-    extra = {"MIXLLM_WORKERS": "1"}
-    if shared:
-        _flush_redis()
-        extra["MIXLLM_STATE_URL"] = REDIS_URL
-    typer.echo(f"Scale: 2 replicas (state shared: {shared}) ...")
-    with services(2, data, extra) as urls:
-        rows["replicas_2"] = _throughput(urls, warm, queries, requests, timeout)
-    return {"rows": rows, "replicas_state_shared": shared}
+    typer.echo(f"Scale: 2 replicas sharing state on {REDIS_URL} ...")
+    with redis_namespace() as namespace:
+        extra = {
+            "MIXLLM_WORKERS": "1",
+            "MIXLLM_STATE_URL": REDIS_URL,
+            "MIXLLM_STATE_NAMESPACE": namespace,
+        }
+        with services(2, data, extra) as urls:
+            rows["replicas_2"] = _throughput(urls, warm, queries, requests, timeout)
+    return {"rows": rows}
 
 
 def render_scale(scale: dict[str, Any]) -> list[str]:
     """Markdown lines of the scale-out table."""
-    shared = scale["replicas_state_shared"]
     labels = {f"workers_{w}": f"1 replica, {w} worker{'s' if w > 1 else ''}" for w in WORKER_COUNTS}
-    labels["replicas_2"] = "2 replicas x 1 worker, round-robin, one feedback DB, " + (
-        "online state shared (MIXLLM_STATE_URL, Redis)"
-        if shared
-        else "online state NOT shared (this build has no MIXLLM_STATE_URL)"
+    labels["replicas_2"] = (
+        "2 replicas x 1 worker, round-robin, one feedback DB, online state shared on Redis"
     )
     lines = [
         "Scale-out, `/route` at concurrency 16 (each setup started fresh, warmed up, then "

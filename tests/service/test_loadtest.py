@@ -350,7 +350,6 @@ def test_render_section_reports_numbers_and_goals(fake: FakeService) -> None:
         "json_name": "x.service.json",
         "scale": {
             "rows": {"workers_1": high.to_dict(), "replicas_2": high.to_dict()},
-            "replicas_state_shared": False,
         },
     }
     text = render_section(results)
@@ -363,7 +362,7 @@ def test_render_section_reports_numbers_and_goals(fake: FakeService) -> None:
     assert f"| {high.throughput_rps:.1f} req/s | **no** |" in text
     assert "5 -> 15 (+10)" in text and "**2.50**" in text
     assert f"| 1 replica, 1 worker | 4 | 0 | {high.p50_ms:.1f} |" in text
-    assert "online state NOT shared" in text
+    assert "online state shared on Redis" in text
 
 
 def test_route_load_round_robins_over_replicas(fake: FakeService) -> None:
