@@ -224,7 +224,7 @@ class _BudgetKNNRouter:
     """A small real router with MixLLM's predict/route_batch surface, over KNN + price lines."""
 
     def __init__(self, train: Synth, test: Synth) -> None:
-        self.knn = baselines.KNNRouter().fit(train.X, train.data.quality)
+        self.knn = baselines.KNNRouter().fit_quality(train.X, train.data.quality)
         tokens = train.data.queries["prompt_tokens"].to_numpy()
         self.cost = baselines.LinearCostModel().fit(tokens, train.data.cost)
         self.rows = {t: i for i, t in enumerate(test.data.queries["query"])}
