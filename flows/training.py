@@ -42,6 +42,7 @@ from mixllm.data.long_format import long_from_frame
 from mixllm.registry import evalset, gate, stores
 from mixllm.registry.publish import PublishRequest
 from mixllm.routing.router import MixLLMRouter
+from mixllm.routing.training import Training
 from mixllm.tools.benchmark_report import ABLATIONS as BENCHMARK_ABLATIONS
 
 T = TypeVar("T")
@@ -145,15 +146,15 @@ def _inputs(
 
 
 def _fit(timings: dict[str, float], config: MixLLMConfig, train: RoutingData) -> MixLLMRouter:
-    """The training stages, in the same order as ``MixLLMRouter.fit``."""
-    router = MixLLMRouter(config)
-    tags0 = _timed(timings, "tag", tag_task, router, train)
-    X, tags = _timed(timings, "embed", embed_task, router, train, tags0)
-    _timed(timings, "train_predictors", predictors_task, router, train, X, tags)
-    _timed(timings, "calibrate", calibrate_task, router, train, X, tags)
+    """The training stages, in the same order as ``Training.fit``."""
+    trainer = Training.start(config)
+    tags0 = _timed(timings, "tag", tag_task, trainer, train)
+    X, tags = _timed(timings, "embed", embed_task, trainer, train, tags0)
+    _timed(timings, "train_predictors", predictors_task, trainer, train, X, tags)
+    _timed(timings, "calibrate", calibrate_task, trainer, train, X, tags)
     if config.train.refit_full:
-        _timed(timings, "refit", refit_task, router, train, X, tags)
-    return router
+        _timed(timings, "refit", refit_task, trainer, train, X, tags)
+    return MixLLMRouter.serving(trainer.freeze())
 
 
 def _pipeline(

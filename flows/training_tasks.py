@@ -26,6 +26,7 @@ from mixllm.registry import evalset, stores
 from mixllm.registry.publish import PublishRequest, data_fingerprint, publish
 from mixllm.registry.versions import RegisteredVersion
 from mixllm.routing.router import MixLLMRouter
+from mixllm.routing.training import Training
 
 IO_RETRIES = 2
 IO_RETRY_DELAY_S = 2
@@ -136,41 +137,39 @@ def feedback_task(
 
 
 @task(name="tag", cache_policy=NO_CACHE)
-def tag_task(router: MixLLMRouter, train: RoutingData) -> list[list[str]]:
+def tag_task(trainer: Training, train: RoutingData) -> list[list[str]]:
     """Tag the training queries with the base encoder."""
-    return router.fit_tagger(train)
+    return trainer.tag(train)
 
 
 @task(name="embed", cache_policy=NO_CACHE)
 def embed_task(
-    router: MixLLMRouter, train: RoutingData, tags: list[list[str]]
+    trainer: Training, train: RoutingData, tags: list[list[str]]
 ) -> tuple[np.ndarray, list[list[str]]]:
     """Fine-tune the tag-enhanced encoder, then embed and re-tag the training queries."""
-    return router.fit_encoder(train, tags)
+    return trainer.finetune(train, tags)
 
 
 @task(name="train-predictors", cache_policy=NO_CACHE)
 def predictors_task(
-    router: MixLLMRouter, train: RoutingData, X: np.ndarray, tags: list[list[str]]
-) -> MixLLMRouter:
+    trainer: Training, train: RoutingData, X: np.ndarray, tags: list[list[str]]
+) -> None:
     """Train the per-LLM quality and output-length predictors."""
-    return router.fit_predictors(train, X, tags)
+    trainer.fit_predictors(train, X, tags)
 
 
 @task(name="calibrate", cache_policy=NO_CACHE)
 def calibrate_task(
-    router: MixLLMRouter, train: RoutingData, X: np.ndarray, tags: list[list[str]]
-) -> MixLLMRouter:
+    trainer: Training, train: RoutingData, X: np.ndarray, tags: list[list[str]]
+) -> None:
     """Learn lambda as a function of the budget on the calibration rows."""
-    return router.calibrate(train, X, tags)
+    trainer.calibrate(train, X, tags)
 
 
 @task(name="refit", cache_policy=NO_CACHE)
-def refit_task(
-    router: MixLLMRouter, train: RoutingData, X: np.ndarray, tags: list[list[str]]
-) -> MixLLMRouter:
+def refit_task(trainer: Training, train: RoutingData, X: np.ndarray, tags: list[list[str]]) -> None:
     """Retrain the predictors on every training row, keeping the calibrated lambda."""
-    return router.refit(train, X, tags)
+    trainer.refit(train, X, tags)
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)
