@@ -57,14 +57,16 @@ def test_knn_with_missing_outcomes_equals_knn_on_observed_rows(task) -> None:
     q[::3, 2] = np.nan
     both = baselines.KNNRouter(n_neighbors=5).fit_quality(train.X, q).predict_quality(test.X)
     obs = ~np.isnan(q[:, 2])
-    only = baselines.KNNRouter(n_neighbors=5).fit_quality(train.X[obs], q[obs]).predict_quality(test.X)
+    only = baselines.KNNRouter(n_neighbors=5).fit_quality(train.X[obs], q[obs])
+    only = only.predict_quality(test.X)
     assert np.allclose(both[:, 2], only[:, 2])
 
 
 def test_knn_is_the_mean_of_the_nearest_neighbours() -> None:
     X = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
     q = np.array([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
-    pred = baselines.KNNRouter(n_neighbors=2).fit_quality(X, q).predict_quality(np.array([[1.0, 0.05]]))
+    knn = baselines.KNNRouter(n_neighbors=2).fit_quality(X, q)
+    pred = knn.predict_quality(np.array([[1.0, 0.05]]))
     assert pred.tolist() == [[0.5, 0.0]]
 
 
