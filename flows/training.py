@@ -43,6 +43,7 @@ from mixllm.data.long_format import long_from_frame
 from mixllm.registry import evalset, gate, stores
 from mixllm.registry.publish import PublishRequest
 from mixllm.routing.router import MixLLMRouter
+from mixllm.routing.training import Training
 from mixllm.tools.benchmark_report import ABLATIONS as BENCHMARK_ABLATIONS
 
 T = TypeVar("T")
@@ -152,17 +153,17 @@ def _on_runner(task: Any) -> Callable[..., Any]:
 
 
 def _fit(timings: dict[str, float], config: MixLLMConfig, train: RoutingData) -> MixLLMRouter:
-    """The training stages, in the same order as ``MixLLMRouter.fit``; each heavy stage
-    returns the router it changed (on a Dask worker it changes a copy)."""
-    router = MixLLMRouter(config)
-    router, tags0 = _timed(timings, "tag", _on_runner(tag_task), router, train)
-    router, X, tags = _timed(timings, "embed", _on_runner(embed_task), router, train, tags0)
+    """The training stages, in the same order as ``Training.fit``; each heavy stage returns
+    the trainer it changed (on a Dask worker it changes a copy)."""
+    trainer = Training.start(config)
+    trainer, tags0 = _timed(timings, "tag", _on_runner(tag_task), trainer, train)
+    trainer, X, tags = _timed(timings, "embed", _on_runner(embed_task), trainer, train, tags0)
     stages = [("train_predictors", predictors_task), ("calibrate", calibrate_task)]
     if config.train.refit_full:
         stages.append(("refit", refit_task))
     for stage, task in stages:
-        router = _timed(timings, stage, _on_runner(task), router, train, X, tags)
-    return router
+        trainer = _timed(timings, stage, _on_runner(task), trainer, train, X, tags)
+    return MixLLMRouter.serving(trainer.freeze())
 
 
 def _pipeline(

@@ -26,6 +26,7 @@ from mixllm.registry import evalset, stores
 from mixllm.registry.publish import PublishRequest, data_fingerprint, publish
 from mixllm.registry.versions import RegisteredVersion
 from mixllm.routing.router import MixLLMRouter
+from mixllm.routing.training import Training
 
 IO_RETRIES = 2
 IO_RETRY_DELAY_S = 2
@@ -136,45 +137,48 @@ def feedback_task(
 
 
 @task(name="tag", cache_policy=NO_CACHE)
-def tag_task(router: MixLLMRouter, train: RoutingData) -> tuple[MixLLMRouter, list[list[str]]]:
+def tag_task(trainer: Training, train: RoutingData) -> tuple[Training, list[list[str]]]:
     """Tag the training queries with the base encoder.
 
-    The heavy tasks return the router they changed: on a Dask worker they change a copy.
+    The heavy tasks return the trainer they changed: on a Dask worker they change a copy.
     """
-    return router, router.fit_tagger(train)
+    return trainer, trainer.tag(train)
 
 
 @task(name="embed", cache_policy=NO_CACHE)
 def embed_task(
-    router: MixLLMRouter, train: RoutingData, tags: list[list[str]]
-) -> tuple[MixLLMRouter, np.ndarray, list[list[str]]]:
+    trainer: Training, train: RoutingData, tags: list[list[str]]
+) -> tuple[Training, np.ndarray, list[list[str]]]:
     """Fine-tune the tag-enhanced encoder, then embed and re-tag the training queries."""
-    X, tags = router.fit_encoder(train, tags)
-    return router, X, tags
+    X, tags = trainer.finetune(train, tags)
+    return trainer, X, tags
 
 
 @task(name="train-predictors", cache_policy=NO_CACHE)
 def predictors_task(
-    router: MixLLMRouter, train: RoutingData, X: np.ndarray, tags: list[list[str]]
-) -> MixLLMRouter:
+    trainer: Training, train: RoutingData, X: np.ndarray, tags: list[list[str]]
+) -> Training:
     """Train the per-LLM quality and output-length predictors."""
-    return router.fit_predictors(train, X, tags)
+    trainer.fit_predictors(train, X, tags)
+    return trainer
 
 
 @task(name="calibrate", cache_policy=NO_CACHE)
 def calibrate_task(
-    router: MixLLMRouter, train: RoutingData, X: np.ndarray, tags: list[list[str]]
-) -> MixLLMRouter:
+    trainer: Training, train: RoutingData, X: np.ndarray, tags: list[list[str]]
+) -> Training:
     """Learn lambda as a function of the budget on the calibration rows."""
-    return router.calibrate(train, X, tags)
+    trainer.calibrate(train, X, tags)
+    return trainer
 
 
 @task(name="refit", cache_policy=NO_CACHE)
 def refit_task(
-    router: MixLLMRouter, train: RoutingData, X: np.ndarray, tags: list[list[str]]
-) -> MixLLMRouter:
+    trainer: Training, train: RoutingData, X: np.ndarray, tags: list[list[str]]
+) -> Training:
     """Retrain the predictors on every training row, keeping the calibrated lambda."""
-    return router.refit(train, X, tags)
+    trainer.refit(train, X, tags)
+    return trainer
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)

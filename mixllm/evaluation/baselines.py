@@ -1,16 +1,19 @@
 """Baseline routers that MixLLM is compared against.
 
-Learned baselines predict a quality matrix ``(n, k)`` from query features (or tags) and
-are turned into routers by ``metrics.choose`` with a shared cost estimate
-(``LinearCostModel``), exactly like any other score-based router. Non-learned baselines
-(oracle, random, single LLM) return per-query choices directly. Quality matrices may
-contain NaN (unobserved outcome): every learned baseline fits each LLM on the rows where
-that LLM was observed.
+Every baseline implements the evaluation's ``Router`` protocol (``fit`` / ``output``).
+Learned baselines (``ScoreRouter``) predict a quality matrix ``(n, k)`` from one input of
+the shared ``Features`` (embeddings, tags or prompt embeddings) and output it with the
+shared cost estimate, to be swept by ``decision.choose`` exactly like any other
+score-based router. Non-learned baselines (oracle, random, single LLM:
+``reference_routers``) output per-query choices directly. Quality matrices may contain
+NaN (unobserved outcome): every learned baseline fits each LLM on the rows where that LLM
+was observed.
 """
 
 from __future__ import annotations
 
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +24,10 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 
 from mixllm.core.errors import DataError, NotFittedError
+from mixllm.core.types import RoutingData
+from mixllm.evaluation.protocol import Features, Router, ScoreRouterOutput
 from mixllm.evaluation.reference_routers import OracleRouter, RandomRouter, SingleLLMRouter
+from mixllm.routing.decision import nanmean
 from mixllm.routing.predictors import TagPrior
 
 
@@ -30,14 +36,6 @@ def _check_quality(quality: np.ndarray, n: int) -> np.ndarray:
     if q.ndim != 2 or q.shape[0] != n:
         raise DataError(f"quality must be (n_queries={n}, n_llms), got {q.shape}")
     return q
-
-
-def _column_means(quality: np.ndarray) -> np.ndarray:
-    """Per-LLM mean observed quality; 0.5 for an LLM never observed (no information)."""
-    ok = ~np.isnan(quality)
-    sums = np.where(ok, quality, 0.0).sum(axis=0)
-    counts = ok.sum(axis=0)
-    return np.where(counts > 0, sums / np.maximum(counts, 1), 0.5)
 
 
 def _mask_groups(quality: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -53,7 +51,34 @@ def _mask_groups(quality: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.array(cols), np.flatnonzero(ok[:, cols[0]])) for cols in groups.values()]
 
 
-class _QualityRegressor:
+class ScoreRouter(ABC):
+    """A router from a quality model: fits ``fit_quality`` on its input of the ``Features``
+    and outputs ``predict_quality`` with the shared cost estimate, to sweep over lambda."""
+
+    name = "score"
+    inputs = "embeddings"  # the Features field the quality model reads
+
+    def fit(self, train: RoutingData, features: Features) -> ScoreRouter:
+        """Fit the quality model on the training split's recorded quality."""
+        return self.fit_quality(getattr(features, self.inputs), train.quality)
+
+    def output(self, test: RoutingData, features: Features) -> ScoreRouterOutput:
+        """Predicted quality with the test split's cost estimate ``features.cost``."""
+        if features.cost is None:
+            raise DataError(f"{self.name}: the test features carry no cost estimate")
+        q_hat = self.predict_quality(getattr(features, self.inputs))
+        return ScoreRouterOutput(q_hat, features.cost)
+
+    @abstractmethod
+    def fit_quality(self, X: Any, quality: np.ndarray) -> ScoreRouter:
+        """Learn per-LLM quality ``(n, k)`` (NaN: unobserved) from the inputs ``X``."""
+
+    @abstractmethod
+    def predict_quality(self, X: Any) -> np.ndarray:
+        """Predicted quality ``(n, k)``."""
+
+
+class _QualityRegressor(ScoreRouter):
     """Shared plumbing: NaN-aware fit per observation pattern, clipped predictions."""
 
     name = "base"
@@ -66,7 +91,8 @@ class _QualityRegressor:
         X = np.asarray(X, dtype=float)
         q = _check_quality(quality, len(X))
         self.n_llms_ = q.shape[1]
-        self.fallback_ = _column_means(q)
+        # 0.5 for an LLM never observed: no information
+        self.fallback_ = nanmean(q, axis=0, empty=0.5)
         return X, q
 
     def _check_fitted(self) -> None:
@@ -87,9 +113,7 @@ class KNNRouter(_QualityRegressor):
         super().__init__()
         self.n_neighbors = n_neighbors
 
-    def fit(
-        self, X_train: np.ndarray, quality_train: np.ndarray, cost_train: Any = None, **kw: Any
-    ) -> KNNRouter:
+    def fit_quality(self, X_train: np.ndarray, quality_train: np.ndarray) -> KNNRouter:
         """Store L2-normalised train features and the quality matrix."""
         X, q = self._start_fit(X_train, quality_train)
         self.X_ = _unit_rows(X)
@@ -136,13 +160,13 @@ class MLPRouter(_QualityRegressor):
         max_iter: int = 200,
         alpha: float = 1e-4,
         seed: int = 0,
+        inputs: str = "embeddings",
     ) -> None:
         super().__init__()
         self.hidden, self.max_iter, self.alpha, self.seed = hidden, max_iter, alpha, seed
+        self.inputs = inputs  # "prompt_embeddings": RouterBench's MLP on the raw prompt
 
-    def fit(
-        self, X_train: np.ndarray, quality_train: np.ndarray, cost_train: Any = None, **kw: Any
-    ) -> MLPRouter:
+    def fit_quality(self, X_train: np.ndarray, quality_train: np.ndarray) -> MLPRouter:
         """One multi-output MLP per observation pattern (one in total on dense data)."""
         X, q = self._start_fit(X_train, quality_train)
         # RouterBench feeds the embeddings as they are: no standardisation
@@ -196,9 +220,7 @@ class SVMRouter(_QualityRegressor):
         super().__init__()
         self.C, self.epsilon, self.gamma = C, epsilon, gamma
 
-    def fit(
-        self, X_train: np.ndarray, quality_train: np.ndarray, cost_train: Any = None, **kw: Any
-    ) -> SVMRouter:
+    def fit_quality(self, X_train: np.ndarray, quality_train: np.ndarray) -> SVMRouter:
         """Fit one SVR per LLM; an LLM with a constant observed quality keeps that constant."""
         X, q = self._start_fit(X_train, quality_train)
         self.scaler_ = StandardScaler().fit(X)
@@ -250,9 +272,7 @@ class MFRouter(_QualityRegressor):
         self.dim, self.epochs, self.lr = dim, epochs, lr
         self.weight_decay, self.seed = weight_decay, seed
 
-    def fit(
-        self, X_train: np.ndarray, quality_train: np.ndarray, cost_train: Any = None, **kw: Any
-    ) -> MFRouter:
+    def fit_quality(self, X_train: np.ndarray, quality_train: np.ndarray) -> MFRouter:
         """Train projection, LLM embeddings and biases on the observed triples."""
         import torch
 
@@ -289,7 +309,7 @@ class MFRouter(_QualityRegressor):
         return 1.0 / (1.0 + np.exp(-logits))
 
 
-class TagMeanRouter:
+class TagMeanRouter(ScoreRouter):
     """Mean quality per (tag, LLM), MixLLM's own tag prior used as a router on its own.
 
     ``smoothing`` pseudo-counts shrink each tag mean toward the LLM's global mean (0: plain
@@ -297,17 +317,14 @@ class TagMeanRouter:
     """
 
     name = "tag_mean"
+    inputs = "tags"
 
     def __init__(self, smoothing: float = 0.0) -> None:
         self.smoothing = smoothing
         self.prior_: TagPrior | None = None
 
-    def fit(
-        self,
-        tags_train: Sequence[Sequence[str]],
-        quality_train: np.ndarray,
-        cost_train: Any = None,
-        **kw: Any,
+    def fit_quality(
+        self, tags_train: Sequence[Sequence[str]], quality_train: np.ndarray
     ) -> TagMeanRouter:
         """Per-tag, per-LLM mean of the observed qualities."""
         q = _check_quality(quality_train, len(tags_train))
@@ -360,12 +377,12 @@ class LinearCostModel:
 LEARNED = ("knn", "mlp", "svm", "mf", "tag_mean", "sw_ranking", "optllm")
 
 
-def make_baselines(seed: int = 0, llms: Sequence[str] = ()) -> dict[str, Any]:
+def make_baselines(seed: int = 0, llms: Sequence[str] = ()) -> dict[str, Router]:
     """Fresh baselines by name: ``knn, mlp, svm, mf, tag_mean, sw_ranking, optllm, oracle,
     random`` + one per LLM (peers: ``mixllm.evaluation.peers``)."""
     from mixllm.evaluation.peers import OptLLMRouter, SWRankingRouter
 
-    out: dict[str, Any] = {
+    out: dict[str, Router] = {
         "knn": KNNRouter(),
         "mlp": MLPRouter(seed=seed),
         "svm": SVMRouter(),

@@ -1,4 +1,9 @@
-"""Evaluate a fitted MixLLM router, its ablations and every baseline on the same test set."""
+"""Evaluate a fitted MixLLM router, its ablations and every baseline on the same test set.
+
+Every router goes through the one protocol (``mixllm.evaluation.protocol.Router``): fit on
+the training split, output on the test split, given the same ``Features``; nothing here
+asks what kind of router it is.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +16,17 @@ from tqdm import tqdm
 
 from mixllm.core.errors import DataError, UnknownLLMError
 from mixllm.core.types import RoutingData
-from mixllm.evaluation.baselines import (
-    LEARNED,
-    LinearCostModel,
-    MLPRouter,
-    TagMeanRouter,
-    make_baselines,
-)
+from mixllm.evaluation.baselines import LEARNED, LinearCostModel, MLPRouter, make_baselines
+from mixllm.evaluation.mixllm_adapter import MixLLMAdapter
 from mixllm.evaluation.protocol import (
     ChoiceOutput,
+    Features,
+    Router,
     RouterOutput,
     ScoreRouterOutput,
-    choices_from_llm_names,
+    named_points,
     scores_from_predictions,
 )
-from mixllm.evaluation.reference_routers import OracleRouter, RandomRouter, SingleLLMRouter
 from mixllm.evaluation.report import COST_PCTS, EvaluationReport
 from mixllm.evaluation.scoring import evaluate_scores
 from mixllm.routing.training import make_encoder
@@ -40,25 +41,17 @@ def router_outputs(
     uncertainty_weight: float | None = None,
     candidates: Sequence[str] | None = None,
 ) -> tuple[dict[str, ScoreRouterOutput], dict[str, ChoiceOutput]]:
-    """MixLLM's sweep output and calibrated choices (default budget + ``budget_pcts``).
-
-    The sweep uses ``quality + uncertainty_weight * uncertainty - lambda * cost``
-    (default weight: the router's ``cfg.bandit.alpha``) without queue/latency
-    penalties; the calibrated points are the router's own ``route_batch`` decisions,
-    limited to ``candidates`` when given (LLMs outside them never win the sweep either).
-    """
-    if uncertainty_weight is None:
-        uncertainty_weight = float(router.cfg.bandit.alpha)
-    pred = router.predict(test.queries)
-    llms = list(test.llms) if candidates is None else [m for m in test.llms if m in candidates]
-    sweep_out = {name: scores_from_predictions(pred, llms, uncertainty_weight)}
-    limit = {} if candidates is None else {"candidates": list(candidates)}
-    # the frame carries prompt_tokens of the whole prompt: cost predictions need them
-    calibrated = {name: choices_from_llm_names(router.route_batch(test.queries, **limit), llms)}
-    for pct in budget_pcts:
-        decisions = router.route_batch(test.queries, budget_pct=float(pct), **limit)
-        calibrated[f"{name}@{pct:g}%"] = choices_from_llm_names(decisions, llms)
-    return sweep_out, calibrated
+    """MixLLM's sweep output and calibrated choices (default budget + ``budget_pcts``),
+    by report name; see ``MixLLMAdapter`` (same options)."""
+    adapter = MixLLMAdapter(
+        router,
+        name,
+        budget_pcts=budget_pcts,
+        uncertainty_weight=uncertainty_weight,
+        candidates=candidates,
+    )
+    out = adapter.output(test, Features())
+    return {name: out}, named_points(name, out)
 
 
 def evaluate_router(
@@ -115,11 +108,6 @@ def collect_outputs(
     names, notes = shared_llms(router.llms_, test.llms, candidates)
     limit = None if names == list(router.llms_) else names
     test, train = test.select_llms(names), train.select_llms(names)
-    sweeps, calibrated = router_outputs(router, test, candidates=limit)
-    for vname, variant in (variants or {}).items():
-        v_sweep, v_cal = router_outputs(variant, test, name=vname, budget_pcts=(), candidates=limit)
-        sweeps.update(v_sweep)
-        calibrated.update(v_cal)
     encoder = plain_encoder or make_encoder(router.cfg)
     texts_train = train.queries["query"].tolist()
     texts_test = test.queries["query"].tolist()
@@ -130,33 +118,51 @@ def collect_outputs(
     # every router decides with the same cost information: MixLLM's own estimate
     # (price table x predicted output tokens), aligned to the evaluated LLMs
     c_hat = scores_from_predictions(router.predict(test.queries), names).cost
-    X_prompt = None
+    P_train = P_test = None
     if peers is None or "mlp_prompt" in peers:
-        X_prompt = (
-            encoder.encode(train.queries["prompt"].tolist(), progress=progress),
-            encoder.encode(test.queries["prompt"].tolist(), progress=progress),
-        )
-    outputs = baseline_outputs(
+        P_train = encoder.encode(train.queries["prompt"].tolist(), progress=progress)
+        P_test = encoder.encode(test.queries["prompt"].tolist(), progress=progress)
+    routers = baseline_routers(seed, test.llms, peers)
+    routers["mixllm"] = MixLLMAdapter(router, candidates=limit)
+    for vname, variant in (variants or {}).items():
+        routers[vname] = MixLLMAdapter(variant, vname, budget_pcts=(), candidates=limit)
+    outputs, calibrated = run_routers(
+        routers,
         train,
         test,
-        X_train,
-        X_test,
-        tags_train,
-        tags_test,
-        seed=seed,
+        Features(X_train, tags_train, P_train),
+        Features(X_test, tags_test, P_test, c_hat),
         progress=progress,
-        c_hat=c_hat,
-        X_prompt=X_prompt,
-        only=peers,
     )
     return EvaluationRun(
         test,
-        {**outputs, **sweeps},
+        outputs,
         calibrated,
         tags_test,
         router.reference_llm_ if router.reference_llm_ in names else None,
         notes,
     )
+
+
+def run_routers(
+    routers: Mapping[str, Router],
+    train: RoutingData,
+    test: RoutingData,
+    train_features: Features,
+    test_features: Features,
+    progress: bool = True,
+) -> tuple[dict[str, RouterOutput], dict[str, ChoiceOutput]]:
+    """Fit every router on ``train``, take its output on ``test``; a router whose input
+    features are absent is left out. Returns the outputs and the routers' own decisions
+    (``RouterOutput.points``) by report name."""
+    outputs: dict[str, RouterOutput] = {}
+    calibrated: dict[str, ChoiceOutput] = {}
+    for name, router in tqdm(routers.items(), desc="routers", disable=not progress):
+        if not (train_features.has(router.inputs) and test_features.has(router.inputs)):
+            continue
+        outputs[name] = router.fit(train, train_features).output(test, test_features)
+        calibrated.update(named_points(name, outputs[name]))
+    return outputs, calibrated
 
 
 def shared_llms(
@@ -191,6 +197,18 @@ def shared_llms(
     return names, notes
 
 
+def baseline_routers(
+    seed: int = 0, llms: Sequence[str] = (), only: Sequence[str] | None = None
+) -> dict[str, Router]:
+    """Fresh baselines (``make_baselines``) with the learned ones limited to ``only`` (the
+    fixed ones always kept), then ``mlp_prompt``, RouterBench's MLP on the raw prompt."""
+    routers = make_baselines(seed, llms)
+    if only is not None:
+        routers = {k: v for k, v in routers.items() if k not in LEARNED or k in only}
+    routers["mlp_prompt"] = MLPRouter(seed=seed, inputs="prompt_embeddings")
+    return routers
+
+
 def baseline_outputs(
     train: RoutingData,
     test: RoutingData,
@@ -208,9 +226,9 @@ def baseline_outputs(
 
     Learned baselines decide with the cost estimate ``c_hat`` (n_test, k) $ (give them the
     one the compared router uses); without it, ``LinearCostModel``'s. ``tag_mean`` is
-    skipped when no tags are given. ``X_prompt`` (train, test features of the RAW prompt)
+    left out when no tags are given. ``X_prompt`` (train, test features of the RAW prompt)
     adds ``mlp_prompt``, RouterBench's MLP on what RouterBench embeds. Keys: ``knn, mlp,
-    svm, mf, tag_mean, sw_ranking, optllm, oracle, random`` (+ ``mlp_prompt``) + LLMs.
+    svm, mf, tag_mean, sw_ranking, optllm, oracle, random`` + LLMs (+ ``mlp_prompt``).
     """
     if list(train.llms) != list(test.llms):
         raise DataError("train and test must have the same LLM columns in the same order")
@@ -219,43 +237,13 @@ def baseline_outputs(
     if c_hat is None:
         cost_model = LinearCostModel().fit(train.queries["prompt_tokens"].to_numpy(), train.cost)
         c_hat = cost_model.predict(test.queries["prompt_tokens"].to_numpy())
-    baselines = make_baselines(seed, test.llms)
-    if tags_train is None or tags_test is None:
-        baselines.pop("tag_mean")
-    if only is not None:  # learned baselines limited to ``only``; fixed ones always kept
-        baselines = {k: v for k, v in baselines.items() if k not in LEARNED or k in only}
-    outputs: dict[str, RouterOutput] = {}
-    for name, model in tqdm(baselines.items(), desc="baselines", disable=not progress):
-        outputs[name] = _baseline_output(
-            name, model, train, test, (X_train, X_test), (tags_train, tags_test), c_hat
-        )
-    if X_prompt is not None:
-        mlp = MLPRouter(seed=seed).fit(X_prompt[0], train.quality, train.cost)
-        outputs["mlp_prompt"] = ScoreRouterOutput(mlp.predict_quality(X_prompt[1]), c_hat)
+    P_train, P_test = (None, None) if X_prompt is None else X_prompt
+    outputs, _ = run_routers(
+        baseline_routers(seed, test.llms, only),
+        train,
+        test,
+        Features(X_train, tags_train, P_train),
+        Features(X_test, tags_test, P_test, c_hat),
+        progress=progress,
+    )
     return outputs
-
-
-def _baseline_output(
-    name: str,
-    model: Any,
-    train: RoutingData,
-    test: RoutingData,
-    X: tuple[np.ndarray, np.ndarray],
-    tags: tuple[Any, Any],
-    c_hat: np.ndarray,
-) -> RouterOutput:
-    if isinstance(model, TagMeanRouter):
-        q_hat = model.fit(tags[0], train.quality, train.cost).predict_quality(tags[1])
-        return ScoreRouterOutput(quality=q_hat, cost=c_hat)
-    if name in LEARNED:
-        q_hat = model.fit(X[0], train.quality, train.cost).predict_quality(X[1])
-        return ScoreRouterOutput(quality=q_hat, cost=c_hat)
-    if isinstance(model, OracleRouter):
-        # Row 0 is the classic oracle point (best quality, cheapest ties), reported as is.
-        curve = model.curve_choices(test.quality, test.cost)
-        return ChoiceOutput(curve, kind="oracle", report_index=0)
-    if isinstance(model, RandomRouter):
-        return ChoiceOutput(model.choose(len(test), len(test.llms)), kind="random")
-    if isinstance(model, SingleLLMRouter):
-        return ChoiceOutput(model.choose(len(test), test.llms), kind="single")
-    raise TypeError(f"unknown baseline {name!r}: {type(model).__name__}")

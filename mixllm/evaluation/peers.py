@@ -23,8 +23,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
@@ -76,9 +74,7 @@ class SWRankingRouter(_QualityRegressor):
 
     name = "sw_ranking"
 
-    def fit(
-        self, X_train: np.ndarray, quality_train: np.ndarray, cost_train: Any = None, **kw: Any
-    ) -> SWRankingRouter:
+    def fit_quality(self, X_train: np.ndarray, quality_train: np.ndarray) -> SWRankingRouter:
         """Keep unit-norm train embeddings and the per-query battle outcomes."""
         X, q = self._start_fit(X_train, quality_train)
         self.X_ = _unit_rows(X)
@@ -109,9 +105,7 @@ class OptLLMRouter(_QualityRegressor):
         super().__init__()
         self.n_bags, self.C, self.seed = n_bags, C, seed
 
-    def fit(
-        self, X_train: np.ndarray, quality_train: np.ndarray, cost_train: Any = None, **kw: Any
-    ) -> OptLLMRouter:
+    def fit_quality(self, X_train: np.ndarray, quality_train: np.ndarray) -> OptLLMRouter:
         """Per LLM, ``n_bags`` logistic regressions on bootstrap resamples of its rows."""
         X, q = self._start_fit(X_train, quality_train)
         self.scaler_ = StandardScaler().fit(X)

@@ -27,18 +27,15 @@ from mixllm.evaluation.report import (
     EvaluationReport,
     RouterResult,
 )
+from mixllm.routing.decision import nanmean
 from mixllm.routing.outputs import Predictions
-
-
-def _column_nanmean(x: np.ndarray) -> np.ndarray:
-    ok = ~np.isnan(x)
-    return np.where(ok, x, 0.0).sum(axis=0) / np.maximum(ok.sum(axis=0), 1)
 
 
 def _pick_reference(test: RoutingData, reference_llm: str | None) -> int:
     if reference_llm is not None:
         return test.llm_index(reference_llm)
-    q, c = _column_nanmean(test.quality), _column_nanmean(test.cost)
+    # per-LLM means of the recorded outcomes (0 for an LLM never observed)
+    q, c = nanmean(test.quality, axis=0, empty=0.0), nanmean(test.cost, axis=0, empty=0.0)
     # Highest mean quality; the cheaper LLM wins an exact tie so the choice is stable.
     return int(np.lexsort((c, -q))[0])
 
@@ -161,7 +158,7 @@ def evaluate_scores(
         raise ValueError("evaluate_scores needs at least one router")
     ref_j = _pick_reference(test, reference_llm)
     ref_c, ref_q = metrics.operating_point(np.full(len(test), ref_j), test.quality, test.cost)
-    llm_costs = _column_nanmean(test.cost)
+    llm_costs = nanmean(test.cost, axis=0, empty=0.0)
     cost_range = (float(llm_costs.min()), float(llm_costs.max()))
     cal = {name: _as_choice(v, test) for name, v in (calibrated or {}).items()}
     results = {}

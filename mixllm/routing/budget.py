@@ -84,7 +84,7 @@ def _focused(coarse: BudgetCalibration, size: int) -> np.ndarray:
     hi = lams[min(int(moving[-1]) + 1, len(lams) - 1)]
     if not hi > lo > 0:
         return lams
-    return np.concatenate([[0.0], np.geomspace(lo, hi, size)])
+    return lambda_grid(size=size + 1, span=(lo, hi))
 
 
 def _recorded_or_predicted(

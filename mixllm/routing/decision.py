@@ -74,13 +74,20 @@ def operating_point(
     """Mean recorded ``(cost, quality)`` of the chosen LLMs; unobserved outcomes are skipped."""
     choices = np.asarray(choices, dtype=int)
     rows = np.arange(len(choices))
-    return _nanmean(cost[rows, choices]), _nanmean(quality[rows, choices])
+    return float(nanmean(cost[rows, choices])), float(nanmean(quality[rows, choices]))
 
 
-def _nanmean(x: np.ndarray) -> float:
+def nanmean(x: np.ndarray, axis: int | None = None, empty: float = np.nan) -> np.ndarray:
+    """Mean of the observed (non-NaN) values along ``axis``; ``empty`` where none is.
+
+    Unobserved outcomes are skipped everywhere (operating points, sweeps, per-LLM means),
+    without numpy's warning on an all-NaN slice.
+    """
     x = np.asarray(x, dtype=float)
     ok = ~np.isnan(x)
-    return float(x[ok].mean()) if ok.any() else float("nan")
+    counts = ok.sum(axis=axis)
+    sums = np.where(ok, x, 0.0).sum(axis=axis)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), empty)
 
 
 def sweep(
@@ -105,19 +112,17 @@ def sweep(
         picked_q = qual[rows[None, :], ch]
         picked_c = cst[rows[None, :], ch]
         with np.errstate(invalid="ignore"):
-            out[start : start + step, 0] = _row_nanmean(picked_c)
-            out[start : start + step, 1] = _row_nanmean(picked_q)
+            out[start : start + step, 0] = nanmean(picked_c, axis=1)
+            out[start : start + step, 1] = nanmean(picked_q, axis=1)
     return out
 
 
-def _row_nanmean(x: np.ndarray) -> np.ndarray:
-    ok = ~np.isnan(x)
-    counts = ok.sum(axis=1)
-    sums = np.where(ok, x, 0.0).sum(axis=1)
-    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-
-
-def lambda_grid(c_ref: float | np.ndarray, size: int = 60) -> np.ndarray:
+def lambda_grid(
+    c_ref: float | np.ndarray | None = None,
+    size: int = 60,
+    *,
+    span: tuple[float, float] | None = None,
+) -> np.ndarray:
     """``size`` lambdas: 0 then log-spaced from "cost is noise" to "cheapest always wins".
 
     With a scalar reference cost (e.g. the reference LLM's mean cost) the log part spans
@@ -126,20 +131,28 @@ def lambda_grid(c_ref: float | np.ndarray, size: int = 60) -> np.ndarray:
     With an array of predicted costs ``(n, k)`` (or ``(k,)``) the span is data driven: from
     ``1e-3 / max cost`` up to ``10 / smallest positive cost gap`` within a row, so the last
     lambda picks the predicted-cheapest LLM of every query even with bonuses up to ~9.
+    With ``span`` = ``(lo, hi)`` instead of ``c_ref`` the log part spans exactly that range
+    (e.g. a denser sweep where a coarse one saw the spend move).
     """
     if size < 2:
         raise ValueError("lambda_grid needs size >= 2 (lambda = 0 plus at least one more)")
-    c = np.asarray(c_ref, dtype=float)
-    if c.ndim == 0:
-        if not np.isfinite(c) or c <= 0:
-            raise ValueError(f"c_ref must be a positive cost, got {c_ref!r}")
-        lo, hi = 1e-3 / float(c), 1e5 / float(c)
+    if (c_ref is None) == (span is None):
+        raise ValueError("lambda_grid needs exactly one of c_ref and span")
+    if span is not None:
+        lo, hi = float(span[0]), float(span[1])
+        if not hi > lo > 0:
+            raise ValueError(f"span must be 0 < lo < hi, got {span!r}")
     else:
-        lo, hi = _data_lambda_range(np.atleast_2d(c))
+        lo, hi = _lambda_range(np.asarray(c_ref, dtype=float))
     return np.concatenate([[0.0], np.geomspace(lo, hi, size - 1)])
 
 
-def _data_lambda_range(c: np.ndarray) -> tuple[float, float]:
+def _lambda_range(c: np.ndarray) -> tuple[float, float]:
+    if c.ndim == 0:
+        if not np.isfinite(c) or c <= 0:
+            raise ValueError(f"c_ref must be a positive cost, got {float(c)!r}")
+        return 1e-3 / float(c), 1e5 / float(c)
+    c = np.atleast_2d(c)
     finite = c[np.isfinite(c)]
     if finite.size == 0 or finite.max() <= 0:
         raise ValueError("lambda_grid needs at least one positive finite cost")

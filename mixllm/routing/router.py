@@ -1,16 +1,15 @@
-"""``MixLLMRouter``: the scikit-learn-style face of MixLLM.
+"""``MixLLMRouter``: serves a trained MixLLM router, the scikit-learn-style face of it.
 
-It trains (``fit``, or the stages the pipeline runs one by one) into an immutable
-``TrainedRouter`` (``self.model``) and serves from it plus an ``OnlineState`` held by a
-``StateStore`` (``self.store``; in memory unless one is given, e.g. a shared one). Routing
-reads one state snapshot per batch; feedback, ``add_llm`` and ``remove_llm`` are
-transactions on the store, so concurrent readers never see half an update.
+It serves an immutable ``TrainedRouter`` (``self.model``: from ``load``, from
+``serving(model)``, or from ``fit``, which hands the training to ``training.Training``)
+plus an ``OnlineState`` held by a ``StateStore`` (``self.store``; in memory unless one is
+given, e.g. a shared one). Routing reads one state snapshot per batch; feedback,
+``add_llm`` and ``remove_llm`` are transactions on the store, so concurrent readers never
+see half an update.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pandas as pd
 
 from mixllm.core.bounds import check_cost, check_latency, check_quality
 from mixllm.core.config import MixLLMConfig
-from mixllm.core.errors import ConfigError, InvalidRequestError, NotFittedError, UnknownLLMError
+from mixllm.core.errors import ConfigError, NotFittedError, UnknownLLMError
 from mixllm.core.prices import LLMSpec, PriceTable
 from mixllm.core.types import RoutingData
 from mixllm.routing import artifact_io, online
@@ -34,14 +33,12 @@ from mixllm.routing.state import MemoryStateStore, OnlineState, StateStore, cand
 from mixllm.routing.tagging import Tagger
 from mixllm.routing.training import Training
 
-log = logging.getLogger(__name__)
-
 
 class MixLLMRouter:
     """Routes each query to the LLM with the best quality - lambda*cost trade-off (MixLLM).
 
-    Parts are swappable: pass a ``tagger``, an ``encoder`` or a ``prices`` table, or let the
-    config build the defaults; pass a ``store`` to keep the online state elsewhere.
+    ``tagger``, ``encoder`` and ``prices`` are the parts ``fit`` trains with (default: the
+    config builds them); pass a ``store`` to keep the online state elsewhere.
     """
 
     def __init__(
@@ -59,7 +56,6 @@ class MixLLMRouter:
         self.model: TrainedRouter | None = None
         self.store: StateStore | None = store
         self._own_store = store is None
-        self._training: Training | None = None
         self._table: CandidateTable | None = None
         self._calibrations = CalibrationCache()
 
@@ -68,58 +64,24 @@ class MixLLMRouter:
         """The effective config."""
         return self.config or MixLLMConfig()
 
-    # -- training stages -------------------------------------------------------------------
-    def fit_tagger(self, data: RoutingData) -> list[list[str]]:
-        """Tag the training queries with the base encoder (the fine-tuning targets)."""
-        self._training = Training.start(self.cfg, self.tagger, self.encoder, self.prices)
-        return self._training.tag(data)
-
-    def fit_encoder(
-        self, data: RoutingData, tags: list[list[str]]
-    ) -> tuple[np.ndarray, list[list[str]]]:
-        """Fine-tune the encoder on (query, tag description) pairs; re-embed and re-tag."""
-        return self._stage().finetune(data, tags)
-
-    def fit_predictors(
-        self, data: RoutingData, X: np.ndarray, tags: list[list[str]]
-    ) -> MixLLMRouter:
-        """Per-LLM predictors on all but the calibration rows; bandit prior; service times."""
-        self._stage().fit_predictors(data, X, tags)
-        return self
-
-    def calibrate(self, data: RoutingData, X: np.ndarray, tags: list[list[str]]) -> MixLLMRouter:
-        """Learn lambda as a function of the budget on the calibration rows."""
-        self._stage().calibrate(data, X, tags)
-        self._serve(self._training.freeze())
-        return self
-
-    def refit(self, data: RoutingData, X: np.ndarray, tags: list[list[str]]) -> MixLLMRouter:
-        """Retrain the predictors on every row once lambda is calibrated (same lambda)."""
-        self._stage().refit(data, X, tags)
-        self._serve(self._training.freeze())
-        return self
-
     def fit(self, data: RoutingData) -> MixLLMRouter:
-        """Tag, embed (tag-enhanced), train predictors, calibrate lambda, refit on all rows."""
-        if len(data) == 0:
-            raise InvalidRequestError("cannot fit a router on an empty dataset")
-        t0 = time.perf_counter()
-        tags0 = self.fit_tagger(data)
-        X, tags = self.fit_encoder(data, tags0)
-        self.fit_predictors(data, X, tags)
-        self.calibrate(data, X, tags)
-        if self.cfg.train.refit_full:
-            self.refit(data, X, tags)
-        self._training = None
-        log.info("router fitted on %d queries in %.1fs", len(data), time.perf_counter() - t0)
-        return self
+        """Train on ``data`` (every stage of ``training.Training``), then serve the result."""
+        return self._serve(
+            Training.start(self.cfg, self.tagger, self.encoder, self.prices).fit(data)
+        )
 
-    def _stage(self) -> Training:
-        if self._training is None:
-            raise NotFittedError("call fit_tagger() first: training stages run in order")
-        return self._training
+    @classmethod
+    def serving(
+        cls,
+        model: TrainedRouter,
+        *,
+        store: StateStore | None = None,
+        state: OnlineState | None = None,
+    ) -> MixLLMRouter:
+        """A router serving ``model`` (e.g. ``Training.freeze()``'s) from ``store``."""
+        return cls(model.config, store=store)._serve(model, state)
 
-    def _serve(self, model: TrainedRouter, state: OnlineState | None = None) -> None:
+    def _serve(self, model: TrainedRouter, state: OnlineState | None = None) -> MixLLMRouter:
         """Serve ``model``; the store keeps a state it already holds (a shared store resumes
         what other replicas learned), else gets ``state`` (default: a fresh one)."""
         self.model = model
@@ -131,6 +93,7 @@ class MixLLMRouter:
             _check_compatible(model, self.store.seed(state))
         self._table = None
         self._calibrations = CalibrationCache()
+        return self
 
     def use_store(self, store: StateStore) -> MixLLMRouter:
         """Keep the online state in ``store`` from now on (e.g. one every replica shares): it
@@ -242,14 +205,8 @@ class MixLLMRouter:
         prompt_tokens: int | None = None,
     ) -> Decision:
         """Pick the LLM for one query under a budget (default: the configured one)."""
-        texts, tokens = as_batch(query)
-        if prompt_tokens is not None:
-            tokens[0, 0] = float(prompt_tokens)
-        X, tags = self._model().embed(texts)
-        return self.decide(
-            X,
-            tags,
-            tokens,
+        return self.route_batch(
+            _one(query, prompt_tokens),
             budget_usd=budget_usd,
             budget_pct=budget_pct,
             candidates=candidates,
@@ -360,9 +317,7 @@ class MixLLMRouter:
         latency_s = check_latency(latency_s)
         if llm not in self.store.read().known:
             raise UnknownLLMError(f"unknown LLM {llm!r}; known: {', '.join(self.all_llms_)}")
-        texts, tokens = as_batch(query)
-        if prompt_tokens is not None:
-            tokens[0, 0] = float(prompt_tokens)
+        texts, tokens = as_batch(_one(query, prompt_tokens))
         X, tags = model.embed(texts)
         weight = self.cfg.bandit.feedback_weight
         self.store.transact(
@@ -402,7 +357,6 @@ class MixLLMRouter:
     def remove_llm(self, name: str) -> None:
         """Stop routing to ``name`` at once (its learned state is kept should it come back)."""
         self._model()
-
         self.store.transact(lambda s: online.remove_candidate(s, name))
 
     # -- persistence -----------------------------------------------------------------------
@@ -424,9 +378,14 @@ class MixLLMRouter:
     ) -> MixLLMRouter:
         """Load a router written by ``save``; raises ``NotFittedError`` naming the problem."""
         model, state = artifact_io.load_router(path, cache_dir)
-        router = cls(model.config, store=store)
-        router._serve(model, state)
-        return router
+        return cls.serving(model, store=store, state=state)
+
+
+def _one(query: str, prompt_tokens: int | None) -> str | pd.DataFrame:
+    """One query, as a frame carrying its prompt token count when one is given."""
+    if prompt_tokens is None:
+        return query
+    return pd.DataFrame({"query": [query], "prompt_tokens": [float(prompt_tokens)]})
 
 
 def _check_compatible(model: TrainedRouter, held: OnlineState) -> None:

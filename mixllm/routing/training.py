@@ -5,6 +5,7 @@ parts into a ``TrainedRouter``. The Prefect pipeline runs each stage as its own 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,6 +97,20 @@ class Training:
             tagger or make_tagger(config),
             prices or load_prices(config.prices_path),
         )
+
+    def fit(self, data: RoutingData) -> TrainedRouter:
+        """Every stage in order (tag, fine-tune, predictors, calibrate, refit if configured);
+        raises ``InvalidRequestError`` on empty data."""
+        if len(data) == 0:
+            raise InvalidRequestError("cannot fit a router on an empty dataset")
+        t0 = time.perf_counter()
+        X, tags = self.finetune(data, self.tag(data))
+        self.fit_predictors(data, X, tags)
+        self.calibrate(data, X, tags)
+        if self.config.train.refit_full:
+            self.refit(data, X, tags)
+        log.info("router fitted on %d queries in %.1fs", len(data), time.perf_counter() - t0)
+        return self.freeze()
 
     def tag(self, data: RoutingData) -> list[list[str]]:
         """Tag the training queries with the base encoder (the fine-tuning targets)."""

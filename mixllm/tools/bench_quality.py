@@ -229,18 +229,29 @@ def out_of_domain(
         router = MixLLMRouter(ood_cfg, prices=prices).fit(train)
         run = collect_outputs(router, train, test, progress=False, peers=list(peers))
         report = _scored(run)
-        q, c = np.nanmean(test.quality, axis=0), np.nanmean(test.cost, axis=0)
-        weak, strong = int(np.argmin(c)), int(np.lexsort((c, -q))[0])
         for name, r in report.routers.items():
             if name == "mixllm" or name in peers:
-                table.setdefault(name, {})[held] = metrics.apgr(
-                    r.points, (c[weak], q[weak]), (c[strong], q[strong])
-                )
+                table.setdefault(name, {})[held] = _apgr(r.points, test)
         report.plot_pareto(out_dir / f"pareto_ood_{held}.png", title=f"Out of domain: {held}")
         if on_fold is not None:
             on_fold(lines + _ood_table(table, [t for t in tasks if t in table["mixllm"]]))
     plots = ", ".join(f"[{t}](pareto_ood_{t}.png)" for t in tasks)
     return [*lines, *_ood_table(table, tasks), f"Pareto plots per test task: {plots}.", ""]
+
+
+def _apgr(points: np.ndarray, test: RoutingData) -> float:
+    """APGR of ``points`` between the cheapest and the strongest LLM of ``test``."""
+    q, c = np.nanmean(test.quality, axis=0), np.nanmean(test.cost, axis=0)
+    weak, strong = int(np.argmin(c)), int(np.lexsort((c, -q))[0])
+    return metrics.apgr(points, (c[weak], q[weak]), (c[strong], q[strong]))
+
+
+def _fold_table_head(first: str, tasks: list[str]) -> list[str]:
+    """Header of a table with one column per held-out task and their mean."""
+    return [
+        f"| {first} | " + " | ".join(f"test {t}" for t in tasks) + " | mean |",
+        "|---|" + "---:|" * (len(tasks) + 1),
+    ]
 
 
 def _ood_table(table: dict[str, dict[str, float]], tasks: list[str]) -> list[str]:
@@ -251,8 +262,7 @@ def _ood_table(table: dict[str, dict[str, float]], tasks: list[str]) -> list[str
         "over the whole cost range). MixLLM without encoder fine-tuning in these folds "
         "(CPU time); its tags come from the taxonomy.",
         "",
-        "| router | " + " | ".join(f"test {t}" for t in tasks) + " | mean |",
-        "|---|" + "---:|" * (len(tasks) + 1),
+        *_fold_table_head("router", tasks),
     ]
     for name, vals in table.items():
         row = [vals.get(t, float("nan")) for t in tasks]
@@ -295,8 +305,7 @@ def tag_choices(data: RoutingData, cfg: MixLLMConfig) -> list[str]:
         "MixLLM alone, trained on two tasks and tested on the third (encoder not "
         "fine-tuned, as above); APGR as above.",
         "",
-        "| tagger | " + " | ".join(f"test {t}" for t in tasks) + " | mean |",
-        "|---|" + "---:|" * (len(tasks) + 1),
+        *_fold_table_head("tagger", tasks),
     ]
     for label, tagger in TAG_CHOICES.items():
         row = []
@@ -306,10 +315,7 @@ def tag_choices(data: RoutingData, cfg: MixLLMConfig) -> list[str]:
             prices = prices_from_rows(train, load_prices(cfg.prices_path))
             router = MixLLMRouter(c, prices=prices).fit(train)
             sweep, _ = router_outputs(router, test, budget_pcts=())
-            points = evaluate_scores(test, sweep).routers["mixllm"].points
-            q, cost = np.nanmean(test.quality, axis=0), np.nanmean(test.cost, axis=0)
-            weak, strong = int(np.argmin(cost)), int(np.lexsort((cost, -q))[0])
-            row.append(metrics.apgr(points, (cost[weak], q[weak]), (cost[strong], q[strong])))
+            row.append(_apgr(evaluate_scores(test, sweep).routers["mixllm"].points, test))
         cells = " | ".join(f"{v:.3f}" for v in row)
         lines.append(f"| {label} | {cells} | {np.mean(row):.3f} |")
     return [*lines, ""]

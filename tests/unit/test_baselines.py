@@ -29,8 +29,8 @@ def task() -> tuple[Synth, Synth]:
 def _fit_predict(name: str, train: Synth, test: Synth) -> np.ndarray:
     model = baselines.make_baselines(seed=0)[name]
     if name == "tag_mean":
-        return model.fit(train.tags, train.data.quality).predict_quality(test.tags)
-    return model.fit(train.X, train.data.quality, train.data.cost).predict_quality(test.X)
+        return model.fit_quality(train.tags, train.data.quality).predict_quality(test.tags)
+    return model.fit_quality(train.X, train.data.quality).predict_quality(test.X)
 
 
 def _random_quality(test: Synth) -> float:
@@ -55,30 +55,32 @@ def test_knn_with_missing_outcomes_equals_knn_on_observed_rows(task) -> None:
     train, test = task
     q = train.data.quality.copy()
     q[::3, 2] = np.nan
-    both = baselines.KNNRouter(n_neighbors=5).fit(train.X, q).predict_quality(test.X)
+    both = baselines.KNNRouter(n_neighbors=5).fit_quality(train.X, q).predict_quality(test.X)
     obs = ~np.isnan(q[:, 2])
-    only = baselines.KNNRouter(n_neighbors=5).fit(train.X[obs], q[obs]).predict_quality(test.X)
+    only = baselines.KNNRouter(n_neighbors=5).fit_quality(train.X[obs], q[obs])
+    only = only.predict_quality(test.X)
     assert np.allclose(both[:, 2], only[:, 2])
 
 
 def test_knn_is_the_mean_of_the_nearest_neighbours() -> None:
     X = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
     q = np.array([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
-    pred = baselines.KNNRouter(n_neighbors=2).fit(X, q).predict_quality(np.array([[1.0, 0.05]]))
+    knn = baselines.KNNRouter(n_neighbors=2).fit_quality(X, q)
+    pred = knn.predict_quality(np.array([[1.0, 0.05]]))
     assert pred.tolist() == [[0.5, 0.0]]
 
 
 def test_mf_is_deterministic_given_seed(task) -> None:
     train, test = task
-    a = baselines.MFRouter(seed=3, epochs=30).fit(train.X, train.data.quality)
-    b = baselines.MFRouter(seed=3, epochs=30).fit(train.X, train.data.quality)
+    a = baselines.MFRouter(seed=3, epochs=30).fit_quality(train.X, train.data.quality)
+    b = baselines.MFRouter(seed=3, epochs=30).fit_quality(train.X, train.data.quality)
     assert np.array_equal(a.predict_quality(test.X), b.predict_quality(test.X))
 
 
 def test_tag_mean_averages_tags_and_falls_back_to_global_mean() -> None:
     tags = [["a"], ["a", "b"], ["b"], []]
     q = np.array([[1.0, 0.0], [0.0, np.nan], [0.0, 1.0], [1.0, 1.0]])
-    model = baselines.TagMeanRouter().fit(tags, q)
+    model = baselines.TagMeanRouter().fit_quality(tags, q)
     # a: [0.5, 0.0]; b: [0.0, 1.0] (the NaN is skipped); global: [0.5, 2/3]
     pred = model.predict_quality([["a"], ["a", "b"], ["zzz"], [], ["a", "zzz"]])
     expected = [[0.5, 0.0], [0.25, 0.5], [0.5, 2 / 3], [0.5, 2 / 3], [0.5, 1 / 3]]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mixllm.core.errors import InvalidRequestError
-from mixllm.routing.decision import BudgetCalibration, lambda_grid, score
+from mixllm.routing.decision import BudgetCalibration, lambda_grid, nanmean, score
 
 
 def test_score_trades_quality_for_cost():
@@ -57,3 +57,21 @@ def test_budget_pct_is_relative_to_the_reference(calibration):
         calibration.budget_usd()
     with pytest.raises(InvalidRequestError, match="not a finite number"):
         calibration.budget_usd(budget_pct=float("nan"))
+
+
+@pytest.mark.timeout(30)
+def test_grid_over_a_span_and_one_source_only():
+    g = lambda_grid(size=5, span=(1.0, 1e3))
+    assert np.allclose(g, [0.0, 1.0, 10.0, 100.0, 1000.0])
+    with pytest.raises(ValueError):
+        lambda_grid(0.01, 5, span=(1.0, 10.0))
+    with pytest.raises(ValueError):
+        lambda_grid(size=5)
+
+
+@pytest.mark.timeout(30)
+def test_nanmean_skips_unobserved_and_fills_empty_slices():
+    x = np.array([[1.0, np.nan], [3.0, np.nan]])
+    assert nanmean(x, axis=0, empty=0.5).tolist() == [2.0, 0.5]
+    assert nanmean(x, axis=1).tolist() == [1.0, 3.0]
+    assert float(nanmean(x)) == 2.0

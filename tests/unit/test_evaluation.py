@@ -16,9 +16,15 @@ from _synth import LLMS, Synth, make_synth, split
 from threadpoolctl import threadpool_limits
 
 from mixllm.core.errors import DataError, UnknownLLMError
+from mixllm.core.types import RoutingData
 from mixllm.evaluation import baselines, metrics
-from mixllm.evaluation.evaluate import baseline_outputs, router_outputs
-from mixllm.evaluation.protocol import ChoiceOutput, ScoreRouterOutput, choices_from_llm_names
+from mixllm.evaluation.evaluate import baseline_outputs, router_outputs, run_routers
+from mixllm.evaluation.protocol import (
+    ChoiceOutput,
+    Features,
+    ScoreRouterOutput,
+    choices_from_llm_names,
+)
 from mixllm.evaluation.report import EvaluationReport
 from mixllm.evaluation.scoring import evaluate_scores
 from mixllm.routing.outputs import Predictions
@@ -224,7 +230,7 @@ class _BudgetKNNRouter:
     """A small real router with MixLLM's predict/route_batch surface, over KNN + price lines."""
 
     def __init__(self, train: Synth, test: Synth) -> None:
-        self.knn = baselines.KNNRouter().fit(train.X, train.data.quality)
+        self.knn = baselines.KNNRouter().fit_quality(train.X, train.data.quality)
         tokens = train.data.queries["prompt_tokens"].to_numpy()
         self.cost = baselines.LinearCostModel().fit(tokens, train.data.cost)
         self.rows = {t: i for i, t in enumerate(test.data.queries["query"])}
@@ -264,3 +270,40 @@ def test_baseline_outputs_limited_to_some_peers(task) -> None:
         train.data, test.data, train.X, test.X, train.tags, test.tags, progress=False, only=["knn"]
     )
     assert set(out) == {"knn", "oracle", "random", *LLMS}
+
+
+class _TrainingMeanRouter:
+    """A router evaluation has never heard of: every query gets the training means."""
+
+    name, inputs = "train_mean", None
+
+    def fit(self, train: RoutingData, features: Features) -> _TrainingMeanRouter:
+        self.mean = np.nanmean(train.quality, axis=0)
+        return self
+
+    def output(self, test: RoutingData, features: Features) -> ScoreRouterOutput:
+        cheapest = ChoiceOutput(np.argmin(features.cost, axis=1))
+        q = np.tile(self.mean, (len(test), 1))
+        return ScoreRouterOutput(q, features.cost, points={"@cheap": cheapest})
+
+
+class _PromptRouter(_TrainingMeanRouter):
+    name, inputs = "needs_prompts", "prompt_embeddings"
+
+
+@pytest.mark.timeout(30)
+def test_evaluation_runs_any_router_through_the_protocol(task) -> None:
+    train, test = task
+    c_hat = np.tile(np.nanmean(test.data.cost, axis=0), (len(test.X), 1))
+    outputs, points = run_routers(
+        {"mean": _TrainingMeanRouter(), "prompted": _PromptRouter()},
+        train.data,
+        test.data,
+        Features(train.X),
+        Features(test.X, cost=c_hat),
+        progress=False,
+    )
+    assert set(outputs) == {"mean"}  # its input absent: the prompt router is left out
+    assert np.allclose(outputs["mean"].quality[0], np.nanmean(train.data.quality, axis=0))
+    assert set(points) == {"mean@cheap"}
+    assert np.array_equal(points["mean@cheap"].choices, np.argmin(c_hat, axis=1))

@@ -34,5 +34,5 @@ def test_similar_training_queries_decide_the_ranking():
     # LLM 0 wins near e0, LLM 1 wins near e1
     X = np.array([[1.0, 0.0]] * 20 + [[0.0, 1.0]] * 20)
     q = np.array([[1.0, 0.0]] * 20 + [[0.0, 1.0]] * 20)
-    pred = SWRankingRouter().fit(X, q).predict_quality(np.array([[1.0, 0.1], [0.1, 1.0]]))
+    pred = SWRankingRouter().fit_quality(X, q).predict_quality(np.array([[1.0, 0.1], [0.1, 1.0]]))
     assert pred[0, 0] > pred[0, 1] and pred[1, 1] > pred[1, 0]
