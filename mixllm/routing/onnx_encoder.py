@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -145,7 +146,10 @@ def ensure_export(
     """The cached export of ``model_dir`` for ``backend`` (made now if missing).
 
     ``load_torch(path)`` loads the SentenceTransformer to export. The export is written to a
-    temporary sibling and renamed, so a crash never leaves a half export under the key.
+    temporary sibling of this process's own and renamed, so a crash never leaves a half export
+    under the key, and processes exporting at once (the workers of one service starting
+    together) never write into each other's files: the first rename wins, the others drop
+    their copy.
     """
     if check_backend(backend) == "torch":
         raise ConfigError("the torch backend has no ONNX export")
@@ -153,12 +157,25 @@ def ensure_export(
     with _export_lock:
         if (target / "settings.json").exists():
             return target
-        tmp = target.with_name(target.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        export(load_torch(str(model_dir)), tmp, max_seq_length, quantize=backend == "onnx-int8")
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+        try:
+            quantize = backend == "onnx-int8"
+            export(load_torch(str(model_dir)), tmp, max_seq_length, quantize=quantize)
+            _publish(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Rename the finished export ``tmp`` to ``target`` unless another process got there
+    first (renaming a directory onto a non-empty one fails, atomically)."""
+    try:
+        tmp.rename(target)
+    except OSError:
+        if not (target / "settings.json").exists():
+            raise
 
 
 class OnnxSentenceModel:

