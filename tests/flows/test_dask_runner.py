@@ -25,7 +25,9 @@ def test_the_environment_picks_the_runner() -> None:
     from prefect.task_runners import ThreadPoolTaskRunner
     from prefect_dask import DaskTaskRunner
 
-    assert type(chosen_runner({})) is ThreadPoolTaskRunner
+    default = chosen_runner({})
+    assert type(default) is ThreadPoolTaskRunner
+    assert default._max_workers == 1  # one task at a time: CPU-bound tasks contend in threads
     local = chosen_runner(dask_env(None, 2))
     assert isinstance(local, DaskTaskRunner)
     assert local.cluster_kwargs["n_workers"] == 2
