@@ -8,7 +8,14 @@ it the same way:
 - ``MIXLLM_DASK_ADDRESS=tcp://host:8786``: the tasks go to that scheduler's workers;
 - ``MIXLLM_DASK_WORKERS=N`` (N >= 1): a LocalCluster of N single-threaded worker processes,
   started for the flow run and stopped after it;
-- neither: Prefect's ThreadPoolTaskRunner, as before.
+- neither: Prefect's ThreadPoolTaskRunner with ONE thread: the tasks run one at a time in
+  the flow's process, as ``Training.fit`` would run them.
+
+One thread, as before the per-LLM and per-router fan-out: the heavy tasks are CPU-bound
+numpy/BLAS/scikit-learn/torch/LightGBM work that threads of one process do not spread
+over cores (LightGBM already uses ``predictor.threads``), several BLAS callers at once
+oversubscribe the cores, and ``warnings.catch_warnings`` (the baselines' quiet fits) is not
+thread-safe. Side by side, the fan-out runs on Dask's worker processes.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ def chosen_runner(env: dict[str, str] | None = None) -> Any:
     address = env.get(ADDRESS_ENV, "").strip()
     workers = int(env.get(WORKERS_ENV, "0") or 0)
     if not address and workers <= 0:
-        return ThreadPoolTaskRunner()
+        return ThreadPoolTaskRunner(max_workers=1)
     from prefect_dask import DaskTaskRunner
 
     if address:

@@ -20,15 +20,15 @@ from prefect import flow, get_run_logger
 from flows.task_runners import EnvTaskRunner
 from flows.training_tasks import (
     FEEDBACK_SOURCE,
-    calibrate_task,
     check_store_task,
     embed_task,
-    evaluate_task,
+    evaluate_router_task,
+    evaluation_inputs_task,
     feedback_rows,
     feedback_task,
+    fit_llm_task,
     load_task,
-    predictors_task,
-    refit_task,
+    publish_evaluation,
     register_task,
     tag_task,
     trusted_task,
@@ -40,8 +40,11 @@ from mixllm.core.paths import default_data_path
 from mixllm.core.types import RoutingData
 from mixllm.data import splits as workflow
 from mixllm.data.long_format import long_from_frame
+from mixllm.evaluation.evaluate import EvaluationRun, evaluated_routers, score_run
+from mixllm.evaluation.report import EvaluationReport
 from mixllm.registry import evalset, gate, stores
 from mixllm.registry.publish import PublishRequest
+from mixllm.routing.predictor_fit import LLMFit, LLMModels
 from mixllm.routing.router import MixLLMRouter
 from mixllm.routing.training import Training
 from mixllm.tools.benchmark_report import ABLATIONS as BENCHMARK_ABLATIONS
@@ -152,18 +155,56 @@ def _on_runner(task: Any) -> Callable[..., Any]:
     return lambda *args: task.submit(*args).result()
 
 
+def _fan_out(groups: dict[str, list[LLMFit]]) -> dict[str, list[LLMModels]]:
+    """One ``fit_llm_task`` per LLM fit of every group (a stage, or a fold), all submitted
+    before any is awaited, so they run side by side on the task runner; results in order."""
+    futures = {name: [fit_llm_task.submit(name, f) for f in fits] for name, fits in groups.items()}
+    return {name: [f.result() for f in fs] for name, fs in futures.items()}
+
+
 def _fit(timings: dict[str, float], config: MixLLMConfig, train: RoutingData) -> MixLLMRouter:
-    """The training stages, in the same order as ``Training.fit``; each heavy stage returns
-    the trainer it changed (on a Dask worker it changes a copy)."""
+    """The training stages, in the same order as ``Training.fit``. Tag and embed return the
+    trainer they changed (on a Dask worker they change a copy); the predictors, each
+    cross-fitting fold and the refit fan out one task per LLM, and the flow puts the
+    fitted models together with the library's own functions (the same models as
+    ``Training.fit``, whichever the runner)."""
     trainer = Training.start(config)
     trainer, tags0 = _timed(timings, "tag", _on_runner(tag_task), trainer, train)
     trainer, X, tags = _timed(timings, "embed", _on_runner(embed_task), trainer, train, tags0)
-    stages = [("train_predictors", predictors_task), ("calibrate", calibrate_task)]
+
+    def predictors() -> None:
+        fits = trainer.predictor_fits(train, X, tags)
+        trainer.take_predictors(train, X, _fan_out({"predictors": fits})["predictors"])
+
+    def calibrate() -> None:
+        folds = trainer.calibration_folds(train, X, tags)
+        fitted = _fan_out({f"calibrate-fold{i}": f.fits for i, f in enumerate(folds)})
+        trainer.calibrate(train, X, tags, list(zip(folds, fitted.values(), strict=True)))
+
+    def refit() -> None:
+        trainer.take_refit(_fan_out({"refit": trainer.refit_fits(train, X, tags)})["refit"])
+
+    _timed(timings, "train_predictors", predictors)
+    _timed(timings, "calibrate", calibrate)
     if config.train.refit_full:
-        stages.append(("refit", refit_task))
-    for stage, task in stages:
-        trainer = _timed(timings, stage, _on_runner(task), trainer, train, X, tags)
+        _timed(timings, "refit", refit)
     return MixLLMRouter.serving(trainer.freeze())
+
+
+def _evaluate(router: MixLLMRouter, train: RoutingData, test: RoutingData) -> EvaluationReport:
+    """MixLLM and every baseline on the held-out split: the shared inputs in one task, then
+    one task per router (fit + output), all submitted together; scored here, in the order
+    and with the code of ``evaluate_router``."""
+    shared = evaluation_inputs_task.submit(router, train, test)
+    inputs = shared.result()
+    # the tasks get the future: on Dask the inputs stay on the cluster (no round trip)
+    routers = evaluated_routers(router, inputs, seed=router.cfg.train.seed)
+    futures = {name: evaluate_router_task.submit(name, r, shared) for name, r in routers.items()}
+    outputs = {name: f.result() for name, f in futures.items()}
+    present = {name: out for name, out in outputs.items() if out is not None}
+    report = score_run(EvaluationRun.of(inputs, present))
+    publish_evaluation(report, len(test))
+    return report
 
 
 def _pipeline(
@@ -192,7 +233,7 @@ def _pipeline(
     if SHUFFLED_LABELS in ablations:
         train = train.shuffled_quality(config.train.seed)
     router = _fit(timings, config, train)
-    report = _timed(timings, "evaluate", _on_runner(evaluate_task), router, train, test)
+    report = _timed(timings, "evaluate", _evaluate, router, train, test)
     options = {
         "data": inputs.source,
         "ablations": ",".join(ablations) or "none",

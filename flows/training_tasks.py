@@ -22,9 +22,13 @@ from mixllm.core.errors import DataError
 from mixllm.core.prices import load_prices
 from mixllm.core.types import RoutingData
 from mixllm.data.loaders import load_data
+from mixllm.evaluation.evaluate import EvaluationInputs, evaluation_inputs, run_router
+from mixllm.evaluation.protocol import Router
+from mixllm.evaluation.report import EvaluationReport
 from mixllm.registry import evalset, stores
 from mixllm.registry.publish import PublishRequest, data_fingerprint, publish
 from mixllm.registry.versions import RegisteredVersion
+from mixllm.routing.predictor_fit import LLMFit, LLMModels, fit_llm
 from mixllm.routing.router import MixLLMRouter
 from mixllm.routing.training import Training
 
@@ -154,47 +158,40 @@ def embed_task(
     return trainer, X, tags
 
 
-@task(name="train-predictors", cache_policy=NO_CACHE)
-def predictors_task(
-    trainer: Training, train: RoutingData, X: np.ndarray, tags: list[list[str]]
-) -> Training:
-    """Train the per-LLM quality and output-length predictors."""
-    trainer.fit_predictors(train, X, tags)
-    return trainer
+@task(name="fit-predictors", task_run_name="{stage}-{fit.llm}", cache_policy=NO_CACHE)
+def fit_llm_task(stage: str, fit: LLMFit) -> LLMModels:
+    """One LLM's quality bags and output-length model (``stage`` only names the run: the
+    pipeline submits one such task per LLM for the predictors, each cross-fitting fold and
+    the refit)."""
+    return fit_llm(fit)
 
 
-@task(name="calibrate", cache_policy=NO_CACHE)
-def calibrate_task(
-    trainer: Training, train: RoutingData, X: np.ndarray, tags: list[list[str]]
-) -> Training:
-    """Learn lambda as a function of the budget on the calibration rows."""
-    trainer.calibrate(train, X, tags)
-    return trainer
+@task(name="evaluation-inputs", cache_policy=NO_CACHE)
+def evaluation_inputs_task(
+    router: MixLLMRouter, train: RoutingData, test: RoutingData
+) -> EvaluationInputs:
+    """The held-out evaluation's shared inputs: plain and prompt embeddings, tags, costs."""
+    return evaluation_inputs(router, train, test, progress=False)
 
 
-@task(name="refit", cache_policy=NO_CACHE)
-def refit_task(
-    trainer: Training, train: RoutingData, X: np.ndarray, tags: list[list[str]]
-) -> Training:
-    """Retrain the predictors on every training row, keeping the calibrated lambda."""
-    trainer.refit(train, X, tags)
-    return trainer
+@task(name="evaluate-router", task_run_name="evaluate-{name}", cache_policy=NO_CACHE)
+def evaluate_router_task(name: str, router: Router, inputs: EvaluationInputs) -> Any:
+    """Fit one evaluated router (baseline, reference or MixLLM) on the training split and
+    take its output on the held-out one (None: its input features are absent)."""
+    return run_router(
+        router, inputs.train, inputs.test, inputs.train_features, inputs.test_features
+    )
 
 
-@task(name="evaluate", cache_policy=NO_CACHE)
-def evaluate_task(router: MixLLMRouter, train: RoutingData, test: RoutingData) -> Any:
-    """Score the router and every baseline on the held-out split; publish the table."""
-    from mixllm.evaluation.evaluate import evaluate_router
-
-    report = evaluate_router(router, train, test, seed=router.cfg.train.seed, progress=False)
+def publish_evaluation(report: EvaluationReport, n_test: int) -> None:
+    """Log the evaluation table and publish it as the Prefect artifact ``mixllm-evaluation``."""
     table = report.to_markdown()
-    get_run_logger().info("Evaluation on %d held-out queries:\n%s", len(test), table)
+    get_run_logger().info("Evaluation on %d held-out queries:\n%s", n_test, table)
     create_markdown_artifact(
         markdown="# MixLLM evaluation\n\n" + table,
         key="mixllm-evaluation",
         description="Router and baselines on the held-out split",
     )
-    return report
 
 
 @task(name="register", cache_policy=NO_CACHE)

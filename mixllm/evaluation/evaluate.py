@@ -67,16 +67,22 @@ def evaluate_router(
     ``options`` are those of ``collect_outputs`` (``variants``, ``plain_encoder``, ``seed``,
     ``progress``, ``candidates``, ``peers``).
     """
-    run = collect_outputs(router, train, test, **options)
-    report = evaluate_scores(
-        run.test,
-        run.outputs,
-        reference_llm=run.reference_llm,
-        tags=run.tags_test,
-        calibrated=run.calibrated,
-    )
-    report.notes.extend(run.notes)
-    return report
+    return score_run(collect_outputs(router, train, test, **options))
+
+
+@dataclass
+class EvaluationInputs:
+    """What every evaluated router reads: the splits limited to the evaluated LLMs, their
+    shared ``Features``, and what scoring needs besides the outputs."""
+
+    train: RoutingData
+    test: RoutingData
+    train_features: Features
+    test_features: Features
+    tags_test: list[list[str]]
+    reference_llm: str | None
+    notes: list[str]
+    limit: list[str] | None  # the LLMs MixLLM is limited to (None: every one it knows)
 
 
 @dataclass
@@ -89,6 +95,34 @@ class EvaluationRun:
     tags_test: list[list[str]]
     reference_llm: str | None
     notes: list[str]
+
+    @classmethod
+    def of(cls, inputs: EvaluationInputs, outputs: Mapping[str, RouterOutput]) -> EvaluationRun:
+        """The run of these routers' ``outputs`` (in report order) on ``inputs``."""
+        calibrated: dict[str, ChoiceOutput] = {}
+        for name, out in outputs.items():
+            calibrated.update(named_points(name, out))
+        return cls(
+            inputs.test,
+            dict(outputs),
+            calibrated,
+            inputs.tags_test,
+            inputs.reference_llm,
+            list(inputs.notes),
+        )
+
+
+def score_run(run: EvaluationRun) -> EvaluationReport:
+    """Curves, AIQ and per-tag tables of every router in ``run`` (``scoring``), with notes."""
+    report = evaluate_scores(
+        run.test,
+        run.outputs,
+        reference_llm=run.reference_llm,
+        tags=run.tags_test,
+        calibrated=run.calibrated,
+    )
+    report.notes.extend(run.notes)
+    return report
 
 
 def collect_outputs(
@@ -104,9 +138,43 @@ def collect_outputs(
     peers: Sequence[str] | None = None,
 ) -> EvaluationRun:
     """The outputs ``evaluate_router`` scores (same arguments), for other scorings
-    (bootstrap intervals, APGR); ``peers`` limits the learned baselines (default: all)."""
+    (bootstrap intervals, APGR); ``peers`` limits the learned baselines (default: all).
+    ``evaluation_inputs``, then ``run_routers`` over ``evaluated_routers``."""
+    inputs = evaluation_inputs(
+        router,
+        train,
+        test,
+        plain_encoder=plain_encoder,
+        progress=progress,
+        candidates=candidates,
+        peers=peers,
+    )
+    routers = evaluated_routers(router, inputs, variants=variants, seed=seed, peers=peers)
+    outputs, _ = run_routers(
+        routers,
+        inputs.train,
+        inputs.test,
+        inputs.train_features,
+        inputs.test_features,
+        progress=progress,
+    )
+    return EvaluationRun.of(inputs, outputs)
+
+
+def evaluation_inputs(
+    router: Any,
+    train: RoutingData,
+    test: RoutingData,
+    *,
+    plain_encoder: Any = None,
+    progress: bool = True,
+    candidates: Sequence[str] | None = None,
+    peers: Sequence[str] | None = None,
+) -> EvaluationInputs:
+    """The splits limited to the LLMs evaluated and their ``Features`` (plain embeddings,
+    the router's tags, raw-prompt embeddings unless ``peers`` leaves out ``mlp_prompt``,
+    the router's cost estimate): computed once for every router."""
     names, notes = shared_llms(router.llms_, test.llms, candidates)
-    limit = None if names == list(router.llms_) else names
     test, train = test.select_llms(names), train.select_llms(names)
     encoder = plain_encoder or make_encoder(router.cfg)
     texts_train = train.queries["query"].tolist()
@@ -122,26 +190,47 @@ def collect_outputs(
     if peers is None or "mlp_prompt" in peers:
         P_train = encoder.encode(train.queries["prompt"].tolist(), progress=progress)
         P_test = encoder.encode(test.queries["prompt"].tolist(), progress=progress)
-    routers = baseline_routers(seed, test.llms, peers)
-    routers["mixllm"] = MixLLMAdapter(router, candidates=limit)
-    for vname, variant in (variants or {}).items():
-        routers[vname] = MixLLMAdapter(variant, vname, budget_pcts=(), candidates=limit)
-    outputs, calibrated = run_routers(
-        routers,
+    return EvaluationInputs(
         train,
         test,
         Features(X_train, tags_train, P_train),
         Features(X_test, tags_test, P_test, c_hat),
-        progress=progress,
-    )
-    return EvaluationRun(
-        test,
-        outputs,
-        calibrated,
         tags_test,
         router.reference_llm_ if router.reference_llm_ in names else None,
         notes,
+        None if names == list(router.llms_) else names,
     )
+
+
+def evaluated_routers(
+    router: Any,
+    inputs: EvaluationInputs,
+    *,
+    variants: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    peers: Sequence[str] | None = None,
+) -> dict[str, Router]:
+    """Every router to evaluate on ``inputs``, by report name: the baselines
+    (``baseline_routers``), MixLLM (``router``) and its ``variants`` (ablations)."""
+    routers = baseline_routers(seed, inputs.test.llms, peers)
+    routers["mixllm"] = MixLLMAdapter(router, candidates=inputs.limit)
+    for vname, variant in (variants or {}).items():
+        routers[vname] = MixLLMAdapter(variant, vname, budget_pcts=(), candidates=inputs.limit)
+    return routers
+
+
+def run_router(
+    router: Router,
+    train: RoutingData,
+    test: RoutingData,
+    train_features: Features,
+    test_features: Features,
+) -> RouterOutput | None:
+    """Fit one router on ``train`` and take its output on ``test``; None when its input
+    features are absent (the router is left out). ``run_routers`` calls it for each."""
+    if not (train_features.has(router.inputs) and test_features.has(router.inputs)):
+        return None
+    return router.fit(train, train_features).output(test, test_features)
 
 
 def run_routers(
@@ -152,16 +241,16 @@ def run_routers(
     test_features: Features,
     progress: bool = True,
 ) -> tuple[dict[str, RouterOutput], dict[str, ChoiceOutput]]:
-    """Fit every router on ``train``, take its output on ``test``; a router whose input
-    features are absent is left out. Returns the outputs and the routers' own decisions
-    (``RouterOutput.points``) by report name."""
+    """Fit every router on ``train``, take its output on ``test`` (``run_router``, one after
+    the other); a router whose input features are absent is left out. Returns the outputs
+    and the routers' own decisions (``RouterOutput.points``) by report name."""
     outputs: dict[str, RouterOutput] = {}
     calibrated: dict[str, ChoiceOutput] = {}
     for name, router in tqdm(routers.items(), desc="routers", disable=not progress):
-        if not (train_features.has(router.inputs) and test_features.has(router.inputs)):
-            continue
-        outputs[name] = router.fit(train, train_features).output(test, test_features)
-        calibrated.update(named_points(name, outputs[name]))
+        out = run_router(router, train, test, train_features, test_features)
+        if out is not None:
+            outputs[name] = out
+            calibrated.update(named_points(name, out))
     return outputs, calibrated
 
 

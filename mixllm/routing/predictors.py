@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
-from tqdm.auto import tqdm
 
 from mixllm.core.config import PredictorConfig
+from mixllm.routing.predictor_fit import LLMModels, fit_all, llm_fits, logit
 from mixllm.routing.trees import TreeEnsembles
-
-log = logging.getLogger(__name__)
 
 # Below this many rows the numpy tree walk beats LightGBM's per-call overhead.
 _SMALL_BATCH = 16
@@ -23,16 +20,6 @@ _SMALL_BATCH = 16
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
-
-
-def _truncated(booster: lgb.Booster) -> lgb.Booster:
-    """The booster cut at its early-stopping best iteration (no dead trees to evaluate)."""
-    return lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-4, 1 - 1e-4)
-    return np.log(p / (1 - p))
 
 
 class TagPrior:
@@ -121,53 +108,6 @@ class LGBMPredictors:
         self.config = config or PredictorConfig()
         self.seed = seed
 
-    def _params(self, objective: str, seed: int) -> dict:
-        c = self.config
-        return {
-            "objective": objective,
-            "learning_rate": c.learning_rate,
-            "num_leaves": c.num_leaves,
-            "max_depth": c.max_depth,
-            "min_data_in_leaf": c.min_child_samples,
-            "bagging_fraction": c.subsample,
-            "bagging_freq": 1 if c.subsample < 1 else 0,
-            "feature_fraction": c.colsample_bytree,
-            "lambda_l2": c.reg_lambda,
-            "max_bin": c.max_bin,
-            "num_threads": c.threads,
-            "seed": seed,
-            "deterministic": True,
-            # without a forced layout LightGBM picks col/row-wise by timing, i.e. by CPU load
-            "force_col_wise": True,
-            "verbose": -1,
-        }
-
-    def _train(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        objective: str,
-        seed: int,
-        init: np.ndarray | None = None,
-        valid: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None,
-        rounds: int | None = None,
-    ) -> lgb.Booster:
-        data = lgb.Dataset(X, y, init_score=init, free_raw_data=True)
-        params = self._params(objective, seed)
-        if init is not None:
-            params["boost_from_average"] = False  # the init score already is the prior
-        if valid is None:
-            return lgb.train(params, data, rounds or self.config.n_estimators)
-        Xv, yv, init_v = valid
-        dval = lgb.Dataset(Xv, yv, init_score=init_v, reference=data)
-        stop = lgb.early_stopping(self.config.early_stopping_rounds, verbose=False)
-        booster = lgb.train(
-            params, data, self.config.n_estimators, valid_sets=[dval], callbacks=[stop]
-        )
-        # zero rounds would mean "the prior alone is best": keep one (near no-op) tree
-        booster.best_iteration = max(booster.best_iteration, 1)
-        return booster
-
     def fit(
         self,
         X: np.ndarray,
@@ -183,64 +123,32 @@ class LGBMPredictors:
 
         ``valid`` (bool mask) holds rows out for early stopping: the number of boosting
         rounds is chosen there and kept in ``rounds_``; ``rounds`` reuses such counts.
+        One ``predictor_fit.fit_llm`` per LLM, in a loop (a pipeline may run them on
+        separate workers and ``assemble`` the results: the same models).
         """
+        fits = llm_fits(
+            self.config, self.seed, X, quality, output_tokens, llms, prior, valid, rounds
+        )
+        return self.assemble(llms, fit_all(fits, progress))
+
+    def assemble(self, llms: Sequence[str], parts: Sequence[LLMModels]) -> LGBMPredictors:
+        """These predictors from each LLM's fitted models (``parts``, in ``llms`` order)."""
+        if [p.llm for p in parts] != list(llms):
+            raise ValueError("one fitted part per LLM, in the order of llms")
         self.llms_ = list(llms)
-        self.rounds_: dict[str, int] = dict(rounds or {})
-        self._valid = valid
+        self.rounds_: dict[str, int] = {}
         self.quality_models_: dict[str, list[lgb.Booster]] = {}
         self.length_models_: dict[str, lgb.Booster] = {}
         self.mean_tokens_: dict[str, float] = {}
-        for j, llm in enumerate(tqdm(llms, desc="predictors", disable=not progress)):
-            self._fit_one(j, llm, X, quality, output_tokens, prior)
+        for part in parts:
+            self.rounds_.update(part.rounds)
+            if part.quality:
+                self.quality_models_[part.llm] = list(part.quality)
+            if part.length is not None:
+                self.length_models_[part.llm] = part.length
+                self.mean_tokens_[part.llm] = float(part.mean_tokens)
         self._compile()
         return self
-
-    def _fit_one(self, j, llm, X, quality, output_tokens, prior) -> None:
-        seen = ~np.isnan(quality[:, j])
-        if seen.sum() < max(2 * self.config.min_child_samples, 10):
-            log.warning("LLM %s has %d observations: no quality model", llm, int(seen.sum()))
-        else:
-            self.quality_models_[llm] = self._fit_quality(j, llm, X, quality, prior, seen)
-        if output_tokens is None:
-            return
-        toks = output_tokens[:, j]
-        ok = ~np.isnan(toks)
-        if ok.sum() >= 10:
-            self.mean_tokens_[llm] = float(np.nanmean(toks))
-            self.length_models_[llm] = self._fit_length(j, llm, X, toks, ok)
-
-    def _fit_length(self, j, llm, X, toks, ok) -> lgb.Booster:
-        # Poisson regression (log link) predicts the MEAN token count, which is what
-        # expected cost needs; regressing log-tokens would predict the geometric mean.
-        key = f"length:{llm}"
-        valid = self._valid
-        if valid is not None and (ok & valid).sum() >= 10:
-            fit, val = ok & ~valid, ok & valid
-            model = self._train(X[fit], toks[fit], "poisson", j, valid=(X[val], toks[val], None))
-            self.rounds_[key] = model.best_iteration
-            return _truncated(model)
-        return self._train(X[ok], toks[ok], "poisson", j, rounds=self.rounds_.get(key))
-
-    def _fit_quality(self, j, llm, X, quality, prior, seen) -> list[lgb.Booster]:
-        y_all = np.clip(np.nan_to_num(quality[:, j]), 0.0, 1.0)
-        init_all = None if prior is None else _logit(prior[:, j])
-        valid = self._valid
-        rows = seen if valid is None else seen & ~valid
-
-        def part(mask):
-            return X[mask], y_all[mask], None if init_all is None else init_all[mask]
-
-        seeds = [self.seed + 7919 * b + j for b in range(self.config.n_bags)]
-        models = []
-        Xt, yt, it = part(rows)
-        if valid is not None and (seen & valid).sum() >= 10:
-            first = self._train(Xt, yt, "cross_entropy", seeds[0], it, valid=part(seen & valid))
-            self.rounds_[llm] = first.best_iteration
-            models.append(_truncated(first))
-            seeds = seeds[1:]
-        rounds = self.rounds_.get(llm)
-        models += [self._train(Xt, yt, "cross_entropy", s, it, rounds=rounds) for s in seeds]
-        return models
 
     def _compile(self) -> None:
         self._order: list[tuple[str, str]] = []
@@ -283,7 +191,7 @@ class LGBMPredictors:
         raw = self._raw(X)
         logits = raw[:, self._q_cols]
         if prior is not None:
-            logits = logits + _logit(prior)[:, self._q_llm]
+            logits = logits + logit(prior)[:, self._q_llm]
         probs = _sigmoid(logits)
         # (n, models) @ (models, k) averaging matrix: per-LLM means in one product
         mean = probs @ self._q_avg
@@ -333,6 +241,5 @@ class LGBMPredictors:
         out.length_models_ = {
             llm: lgb.Booster(model_file=str(path / f)) for llm, f in index["length"].items()
         }
-        out._valid = None
         out._compile()
         return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,14 +17,16 @@ from mixllm.core.errors import InvalidRequestError, NotFittedError
 from mixllm.core.paths import mixllm_home
 from mixllm.core.prices import PriceTable, load_prices
 from mixllm.core.types import RoutingData
-from mixllm.routing.artifact import CalibrationRows, OfflineEstimate, TrainedRouter
+from mixllm.routing.artifact import CalibrationRows, TrainedRouter
 from mixllm.routing.bandit import LinUCB
+from mixllm.routing.crossfit import Fold, cross_fitted, make_folds
 from mixllm.routing.decision import BudgetCalibration
 from mixllm.routing.encoder import Encoder, HashEncoder, SentenceEncoder
 from mixllm.routing.estimates import CandidateTable, combine, spec_service_time
 from mixllm.routing.features import FeatureMap
 from mixllm.routing.latency import ServiceTime, fit_service_time
 from mixllm.routing.outputs import as_batch
+from mixllm.routing.predictor_fit import LLMFit, LLMModels, fit_all, llm_fits
 from mixllm.routing.predictors import LGBMPredictors, TagPrior
 from mixllm.routing.state import OnlineState
 from mixllm.routing.tagging import LLMTagger, Tagger, TaxonomyTagger
@@ -142,7 +145,15 @@ class Training:
         return X, self.tagger.tag(texts, X)
 
     def fit_predictors(self, data: RoutingData, X: np.ndarray, tags: list[list[str]]) -> None:
-        """Predictors on all but the calibration rows; bandit prior, priors, service times."""
+        """Predictors on all but the calibration rows; bandit prior, priors, service times
+        (``predictor_fits``, each LLM fitted in turn, then ``take_predictors``)."""
+        self.take_predictors(data, X, fit_all(self.predictor_fits(data, X, tags), progress=True))
+
+    def predictor_fits(
+        self, data: RoutingData, X: np.ndarray, tags: list[list[str]]
+    ) -> list[LLMFit]:
+        """The first half of ``fit_predictors``: calibration split, feature map and tag
+        prior; returns one fit per LLM (the calibration rows only stop its boosting early)."""
         cfg = self.config
         fit_idx, self.calibration_idx = _split_calibration(len(data), cfg)
         self.llms = list(data.llms)
@@ -152,7 +163,14 @@ class Training:
         )
         valid = np.zeros(len(data), dtype=bool)
         valid[self.calibration_idx] = True
-        self._fit_models(data, X, tags, valid=valid)
+        return self._model_fits(data, X, tags, valid=valid)
+
+    def take_predictors(self, data: RoutingData, X: np.ndarray, parts: Sequence[LLMModels]) -> None:
+        """The second half of ``fit_predictors``: the LLMs' fitted models (``parts``, from
+        ``predictor_fits``) become the predictors; bandit prior, priors, service times."""
+        cfg = self.config
+        fit_idx = _split_calibration(len(data), cfg)[0]
+        self.predictors = self._assembled(parts)
         Z = self.features.bandit_features(self.features.project(X))
         self.bandit_prior = LinUCB(Z.shape[1], cfg.bandit.ridge, cfg.bandit.prior_weight)
         for j, llm in enumerate(data.llms):
@@ -164,15 +182,20 @@ class Training:
         means = np.nanmean(data.quality, axis=0)
         self.reference_llm = cfg.decision.reference_llm or data.llms[int(np.nanargmax(means))]
 
-    def _fit_models(
+    def _assembled(self, parts: Sequence[LLMModels]) -> LGBMPredictors:
+        cfg = self.config
+        return LGBMPredictors(cfg.predictor, cfg.train.seed).assemble(self.llms, parts)
+
+    def _model_fits(
         self,
         data: RoutingData,
         X: np.ndarray,
         tags: list[list[str]],
         valid: np.ndarray | None = None,
         rounds: dict[str, int] | None = None,
-    ) -> None:
-        """Tag prior and LightGBM predictors (``valid`` rows: early stopping only)."""
+    ) -> list[LLMFit]:
+        """Tag prior (set here) and one LightGBM fit per LLM (``valid`` rows: early
+        stopping only; ``rounds``: round counts to reuse)."""
         cfg = self.config
         fit_rows = np.arange(len(data)) if valid is None else np.flatnonzero(~valid)
         self.tag_prior = None
@@ -183,12 +206,13 @@ class Training:
         F = self.features.predictor_features(
             self.features.project(X), tags, as_batch(data.queries)[1]
         )
-        self.predictors = LGBMPredictors(cfg.predictor, cfg.train.seed).fit(
+        return llm_fits(
+            cfg.predictor,
+            cfg.train.seed,
             F,
             data.quality,
             data.output_tokens,
             data.llms,
-            progress=True,
             prior=None if self.tag_prior is None else self.tag_prior.predict(tags),
             valid=valid,
             rounds=rounds,
@@ -206,14 +230,21 @@ class Training:
             )
         return spec_service_time(self.prices[llm])
 
-    def calibrate(self, data: RoutingData, X: np.ndarray, tags: list[list[str]]) -> None:
+    def calibrate(
+        self,
+        data: RoutingData,
+        X: np.ndarray,
+        tags: list[list[str]],
+        crossfit: Sequence[tuple[Fold, Sequence[LLMModels]]] | None = None,
+    ) -> None:
         """Learn lambda as a function of the budget on out-of-sample predictions.
 
         With ``train.calibration_folds`` >= 2 and a refit on all rows, EVERY row is a
         calibration row, predicted by models trained on the other folds (cross-fitting,
         same round counts): k times more rows than the held-out split, from models closer
         to the refitted ones, so the spend at a lambda is measured with less noise and
-        less bias. Otherwise the held-out calibration rows are used.
+        less bias. Otherwise the held-out calibration rows are used. ``crossfit``: the
+        ``calibration_folds`` with each fold's fitted models (None: fitted here in turn).
         """
         idx = self.calibration_idx
         if idx is None or len(idx) == 0:
@@ -224,11 +255,12 @@ class Training:
         self.calibration = BudgetCalibration(np.zeros(1), np.zeros(1), np.zeros(1), 1.0)
         model = self.freeze()
         state = OnlineState.initial(self.llms, model.bandit_prior)
-        folds = self.config.train.calibration_folds
-        if folds >= 2 and self.config.train.refit_full and len(data) >= 10 * folds:
+        if crossfit is None:
+            crossfit = [(f, fit_all(f.fits)) for f in self.calibration_folds(data, X, tags)]
+        if crossfit:
             idx = np.arange(len(data))
             tokens = as_batch(data.queries)[1]
-            off = self._cross_fitted(data, X, tags, tokens, folds)
+            off = cross_fitted(self.config, self.features, X, self.llms, crossfit)
         else:
             tokens = as_batch(data.queries.iloc[idx])[1]
             off = model.offline(X[idx], [tags[i] for i in idx], tokens)
@@ -248,46 +280,31 @@ class Training:
             self.config.decision.lambda_grid_size,
         )
 
-    def _cross_fitted(
-        self,
-        data: RoutingData,
-        X: np.ndarray,
-        tags: list[list[str]],
-        tokens: np.ndarray,
-        folds: int,
-    ) -> OfflineEstimate:
-        """Out-of-fold predictions for every row (quality, output tokens) and Z."""
-        cfg = self.config
-        P = self.features.project(X)
-        F = self.features.predictor_features(P, tags, tokens)
-        n, k = len(data), len(self.llms)
-        quality, toks = np.full((n, k), np.nan), np.full((n, k), np.nan)
-        fold_of = np.random.default_rng(cfg.train.seed + 2).permutation(n) % folds
-        for f in range(folds):
-            fit, held = np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)
-            prior_fit = prior_held = None
-            if cfg.predictor.use_tag_features:
-                tp = TagPrior(cfg.predictor.tag_prior_smoothing).fit(
-                    [tags[i] for i in fit], data.quality[fit], data.llms
-                )
-                prior_fit = tp.predict([tags[i] for i in fit])
-                prior_held = tp.predict([tags[i] for i in held])
-            out_tokens = None if data.output_tokens is None else data.output_tokens[fit]
-            pred = LGBMPredictors(cfg.predictor, cfg.train.seed).fit(
-                F[fit],
-                data.quality[fit],
-                out_tokens,
-                data.llms,
-                prior=prior_fit,
-                rounds=self.predictors.rounds_,
-            )
-            est = pred.predict(F[held], prior_held)
-            quality[held], toks[held] = est.quality, est.output_tokens
-        return OfflineEstimate(quality, toks, P, self.features.bandit_features(P))
+    def calibration_folds(
+        self, data: RoutingData, X: np.ndarray, tags: list[list[str]]
+    ) -> list[Fold]:
+        """The cross-fitting folds ``calibrate`` fits (each with one fit per LLM); empty
+        when it calibrates on the held-out calibration rows instead."""
+        t = self.config.train
+        if not (
+            t.calibration_folds >= 2 and t.refit_full and len(data) >= 10 * t.calibration_folds
+        ):
+            return []
+        tokens = as_batch(data.queries)[1]
+        rounds = self.predictors.rounds_
+        return make_folds(self.config, self.features, data, X, tags, tokens, rounds)
 
     def refit(self, data: RoutingData, X: np.ndarray, tags: list[list[str]]) -> None:
         """Retrain the predictors on every row (same round counts, same lambda)."""
-        self._fit_models(data, X, tags, rounds=self.predictors.rounds_)
+        self.take_refit(fit_all(self.refit_fits(data, X, tags), progress=True))
+
+    def refit_fits(self, data: RoutingData, X: np.ndarray, tags: list[list[str]]) -> list[LLMFit]:
+        """The first half of ``refit``: the tag prior on every row; one fit per LLM."""
+        return self._model_fits(data, X, tags, rounds=self.predictors.rounds_)
+
+    def take_refit(self, parts: Sequence[LLMModels]) -> None:
+        """The second half of ``refit``: the LLMs' refitted models become the predictors."""
+        self.predictors = self._assembled(parts)
 
     def freeze(self) -> TrainedRouter:
         """The immutable trained router; raises ``NotFittedError`` before ``calibrate``."""

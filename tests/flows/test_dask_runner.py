@@ -1,5 +1,6 @@
 """The training flow's heavy tasks on Dask: a LocalCluster with 2 worker processes gives the
-same registered model as the default (thread) task runner."""
+same registered model as the default (thread) task runner, with the per-LLM predictor fits
+and the per-router evaluations spread over both workers."""
 
 from __future__ import annotations
 
@@ -16,14 +17,17 @@ from tests.stores import patched_env
 pytestmark = [pytest.mark.flow, pytest.mark.slow, pytest.mark.timeout(600)]
 
 # Dask names a task by the function Prefect submits (one prefix per task of the flow).
-HEAVY = {f"{s}_task" for s in ("tag", "embed", "predictors", "calibrate", "refit", "evaluate")}
+FIT, EVALUATE = "fit_llm_task", "evaluate_router_task"
+HEAVY = {"tag_task", "embed_task", FIT, "evaluation_inputs_task", EVALUATE}
 
 
 def test_the_environment_picks_the_runner() -> None:
     from prefect.task_runners import ThreadPoolTaskRunner
     from prefect_dask import DaskTaskRunner
 
-    assert type(chosen_runner({})) is ThreadPoolTaskRunner
+    default = chosen_runner({})
+    assert type(default) is ThreadPoolTaskRunner
+    assert default._max_workers == 1  # one task at a time: CPU-bound tasks contend in threads
     local = chosen_runner(dask_env(None, 2))
     assert isinstance(local, DaskTaskRunner)
     assert local.cluster_kwargs["n_workers"] == 2
@@ -55,15 +59,25 @@ def predictions(version: str, queries) -> np.ndarray:
 def test_dask_local_cluster_registers_the_same_model(
     mlflow_store: str, prefect_api: str, tiny_data: Path, fast_config: Path, cluster
 ) -> None:
+    from dask.utils import key_split
+    from distributed import get_task_stream
+
     from flows.training import train_flow
     from mixllm.data.loaders import load_data
 
     args = {"data": str(tiny_data), "config_path": str(fast_config)}
     plain = train_flow(**args)
-    with patched_env(dask_env(cluster.scheduler.address, None)):
+    with patched_env(dask_env(cluster.scheduler.address, None)), get_task_stream(cluster) as ts:
         on_dask = train_flow(**args)
-    ran = cluster.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
-    assert set(ran) >= HEAVY, ran  # every heavy stage ran on the cluster's workers
+    workers: dict[str, list[str]] = {}
+    for t in ts.data:
+        workers.setdefault(key_split(t["key"]), []).append(t["worker"])
+    assert set(workers) >= HEAVY, workers  # every heavy stage ran on the cluster's workers
+    # one task per LLM (4) for the predictors, the refit and each cross-fitting fold; one per
+    # evaluated router (9 baselines, 4 single LLMs, mlp_prompt, MixLLM); each fan-out used
+    # both workers
+    assert len(workers[FIT]) >= 3 * 4 and len(workers[EVALUATE]) >= 12, workers
+    assert len(set(workers[FIT])) == len(set(workers[EVALUATE])) == 2, workers
 
     c = registry.client()
     tags = [c.get_run(r.run_id).data.tags for r in (plain, on_dask)]
