@@ -15,6 +15,7 @@ embeddings are checked against the torch model in tests/unit/test_onnx_encoder.p
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import shutil
 import tempfile
@@ -34,10 +35,22 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 WEIGHT_SUFFIXES = {".safetensors", ".bin", ".json", ".txt"}
 
 
+ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
+
+
 def check_backend(backend: str) -> str:
-    """``backend`` if it is one of ``BACKENDS``; ConfigError otherwise."""
+    """``backend`` if it is one of ``BACKENDS`` and its packages import; ConfigError otherwise
+    (naming the missing package and the way out)."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown encoder backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend != "torch":
+        missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ConfigError(
+                f"encoder backend {backend!r} needs the package(s) {', '.join(missing)} "
+                "(installed with mixllm: re-run `bash .ci/setup` or `pip install mixllm`), "
+                "or set encoder.backend: torch"
+            )
     return backend
 
 

@@ -126,3 +126,17 @@ def test_processes_exporting_at_once_share_one_export(tmp_path):
     leftovers = [p.name for p in (tmp_path / "onnx").iterdir() if ".tmp" in p.name]
     assert leftovers == []
     assert OnnxSentenceModel(paths.pop()).encode(QUERIES[:1]).shape == (1, 384)
+
+
+def test_a_missing_onnx_package_is_named_before_any_export(monkeypatch):
+    # a venv set up before the ONNX default (CI's first run did this) failed deep in torch's
+    # exporter with "Module onnx is not installed!" in every flow
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a)
+    )
+    with pytest.raises(ConfigError, match=r"needs the package\(s\) onnx .*encoder.backend: torch"):
+        SentenceEncoder(max_seq_length=64, backend="onnx")
+    assert check_backend("torch") == "torch"
