@@ -80,3 +80,7 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name if it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class EncoderCacheError(MixLLMError):
+    """The encoder's ONNX export cache cannot be written or read (the router artifact is fine)."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from mixllm.core.errors import ConfigError
 from mixllm.routing.embedding_cache import EmbeddingCache, encode_cached
-from mixllm.routing.onnx_encoder import OnnxSentenceModel, check_backend, ensure_export
+from mixllm.routing.onnx_encoder import OnnxSentenceModel, check_backend, load_export
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +114,14 @@ class SentenceEncoder:
         if self._onnx is None:
             with self._lock:
                 if self._onnx is None:
-                    export_dir = ensure_export(
+                    self._onnx = load_export(
                         self._resolved_path(),
                         self._export_root(),
                         self.max_seq_length,
                         self.backend,
                         self._load_model,
+                        self.threads,
                     )
-                    self._onnx = OnnxSentenceModel(export_dir, self.threads)
         return self._onnx
 
     def _export_root(self) -> Path:

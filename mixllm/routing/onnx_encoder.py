@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from mixllm.core.errors import ConfigError
+from mixllm.core.errors import ConfigError, EncoderCacheError
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 EXPORT_VERSION = 1  # bump when the export changes: old caches are then not reused
@@ -162,7 +163,8 @@ def ensure_export(
     temporary sibling of this process's own and renamed, so a crash never leaves a half export
     under the key, and processes exporting at once (the workers of one service starting
     together) never write into each other's files: the first rename wins, the others drop
-    their copy.
+    their copy. A folder under the key without settings.json (incomplete) is replaced.
+    Failures of the cache itself are EncoderCacheError, never an error of the model.
     """
     if check_backend(backend) == "torch":
         raise ConfigError("the torch backend has no ONNX export")
@@ -170,25 +172,82 @@ def ensure_export(
     with _export_lock:
         if (target / "settings.json").exists():
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
         try:
-            quantize = backend == "onnx-int8"
-            export(load_torch(str(model_dir)), tmp, max_seq_length, quantize=quantize)
-            _publish(tmp, target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+        except OSError as exc:
+            raise EncoderCacheError(f"cannot write the ONNX export cache {target}: {exc}") from exc
+        try:
+            model = load_torch(str(model_dir))
+            try:
+                export(model, tmp, max_seq_length, quantize=backend == "onnx-int8")
+                _publish(tmp, target)
+            except OSError as exc:
+                raise EncoderCacheError(f"cannot write the ONNX export {target}: {exc}") from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
+def _readable(folder: Path) -> None:
+    """Give the export folder made by mkdtemp (0700) the permissions of a normal folder."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+
+
 def _publish(tmp: Path, target: Path) -> None:
     """Rename the finished export ``tmp`` to ``target`` unless another process got there
-    first (renaming a directory onto a non-empty one fails, atomically)."""
+    first (renaming a directory onto a non-empty one fails, atomically). An incomplete
+    ``target`` (no settings.json: an old crash, a hand-made folder) is moved aside first."""
+    _readable(tmp)
+    try:
+        tmp.rename(target)
+        return
+    except OSError:
+        if (target / "settings.json").exists():
+            return
+    discard(target)
     try:
         tmp.rename(target)
     except OSError:
         if not (target / "settings.json").exists():
             raise
+
+
+def discard(export_dir: Path) -> None:
+    """Remove a bad export: renamed aside first (atomic), so no process loads it meanwhile."""
+    aside = export_dir.with_name(f"{export_dir.name}.bad-{os.getpid()}-{threading.get_ident()}")
+    try:
+        export_dir.rename(aside)
+    except FileNotFoundError:
+        return  # another process removed it already
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def load_export(
+    model_dir: str | Path,
+    cache_root: str | Path,
+    max_seq_length: int,
+    backend: str,
+    load_torch: Callable[[str], Any],
+    threads: int | None = None,
+) -> OnnxSentenceModel:
+    """The ONNX model of ``model_dir``, from the cache; a cached export that fails to load
+    (truncated, damaged) is discarded and exported again, once: the cache is disposable."""
+    for attempt in range(2):
+        export_dir = ensure_export(model_dir, cache_root, max_seq_length, backend, load_torch)
+        try:
+            return OnnxSentenceModel(export_dir, threads)
+        except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
+            if attempt:
+                raise EncoderCacheError(
+                    f"the ONNX export {export_dir} fails to load even after a fresh export: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            with _export_lock:
+                discard(export_dir)
+    raise AssertionError("unreachable")
 
 
 class OnnxSentenceModel:

@@ -140,3 +140,29 @@ def test_a_missing_onnx_package_is_named_before_any_export(monkeypatch):
     with pytest.raises(ConfigError, match=r"needs the package\(s\) onnx .*encoder.backend: torch"):
         SentenceEncoder(max_seq_length=64, backend="onnx")
     assert check_backend("torch") == "torch"
+
+
+def test_a_damaged_or_incomplete_cached_export_is_replaced(tmp_path):
+    # a truncated model.onnx failed every load (InvalidProtobuf: the service stayed down) and
+    # a folder without settings.json made the re-export's rename fail, blaming the router
+    def fresh():
+        enc = SentenceEncoder(max_seq_length=64, cache_dir=tmp_path, backend="onnx")
+        return enc.encode(QUERIES[:2], cache=False)
+
+    ref = fresh()
+    (export_dir,) = (tmp_path / "onnx").iterdir()
+    assert export_dir.stat().st_mode & 0o777 == 0o777 & ~_umask()  # readable like a folder
+    with open(export_dir / "model.onnx", "r+b") as fh:
+        fh.truncate(1000)
+    np.testing.assert_allclose(fresh(), ref, atol=1e-6)
+    (export_dir / "settings.json").unlink()
+    np.testing.assert_allclose(fresh(), ref, atol=1e-6)
+    assert [p.name for p in (tmp_path / "onnx").iterdir()] == [export_dir.name]
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
