@@ -62,3 +62,16 @@ def deploy_retraining(
         print_next_steps=False,
     )
     return str(deployment_id)
+
+
+def work_pool_exists(pool: str) -> bool:
+    """True if the Prefect server (PREFECT_API_URL) has a work pool named ``pool``."""
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(pool)
+        except ObjectNotFound:
+            return False
+    return True

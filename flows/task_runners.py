@@ -21,9 +21,13 @@ thread-safe. Side by side, the fan-out runs on Dask's worker processes.
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
+from urllib.parse import urlparse
 
 from prefect.task_runners import ThreadPoolTaskRunner
+
+from mixllm.core.errors import ConfigError
 
 ADDRESS_ENV = "MIXLLM_DASK_ADDRESS"
 WORKERS_ENV = "MIXLLM_DASK_WORKERS"
@@ -38,11 +42,57 @@ def dask_env(address: str | None, workers: int | None) -> dict[str, str]:
     return {}
 
 
+SCHEMES = ("tcp", "tls")
+
+
+def check_dask_address(address: str) -> tuple[str, int]:
+    """(host, port) of a scheduler address ``tcp://host:port`` or ``tls://host:port``;
+    ConfigError naming the expected form otherwise."""
+    parsed = urlparse(address)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = None
+    if parsed.scheme not in SCHEMES or not parsed.hostname or port is None or parsed.path:
+        raise ConfigError(f"{address!r} is not a Dask scheduler address (tcp://host:port)")
+    return parsed.hostname, port
+
+
+def check_scheduler_reachable(address: str, timeout: float = 3.0) -> None:
+    """ConfigError unless the scheduler at ``address`` accepts a TCP connection within
+    ``timeout`` seconds (Dask itself retries for 30 s, then fails in every task)."""
+    host, port = check_dask_address(address)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+
+
+def dask_workers(env: dict[str, str]) -> int:
+    """The LocalCluster size ``MIXLLM_DASK_WORKERS`` asks for (0: none); ConfigError if
+    it is not a whole number."""
+    raw = env.get(WORKERS_ENV, "").strip() or "0"
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{WORKERS_ENV}={raw!r} is not a number of workers") from None
+
+
+def check_dask_env(env: dict[str, str] | None = None) -> None:
+    """ConfigError unless the Dask settings of ``env`` (default: os.environ) are usable:
+    a well-formed, reachable scheduler address, a whole number of workers."""
+    env = dict(os.environ if env is None else env)
+    address = env.get(ADDRESS_ENV, "").strip()
+    if address:
+        check_scheduler_reachable(address)
+    dask_workers(env)
+
+
 def chosen_runner(env: dict[str, str] | None = None) -> Any:
     """A fresh task runner as ``env`` (default: os.environ) selects it."""
     env = dict(os.environ if env is None else env)
     address = env.get(ADDRESS_ENV, "").strip()
-    workers = int(env.get(WORKERS_ENV, "0") or 0)
+    workers = dask_workers(env)
     if not address and workers <= 0:
         return ThreadPoolTaskRunner(max_workers=1)
     from prefect_dask import DaskTaskRunner

@@ -76,8 +76,15 @@ def pipeline(
     """Run the training flow once: train, evaluate, register and gate a new router version."""
     store_defaults()
     use_dask(dask_address, dask_workers if dask else None)
+    from flows.task_runners import check_dask_env
+    from mixllm.core.errors import ConfigError, MixLLMError
+
+    try:
+        check_dask_env()  # before the flow: an unreachable scheduler fails every task after 30 s
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     from flows.training import train_flow
-    from mixllm.core.errors import MixLLMError
 
     try:
         result = train_flow(
@@ -147,6 +154,9 @@ def schedule(
 ) -> None:
     """Serve the retraining flow on a cron schedule (needs a Prefect server: PREFECT_API_URL)."""
     store_defaults()
+    from flows.cli_checks import check_no_password
+
+    check_no_password("--feedback-url", feedback_url, "MIXLLM_FEEDBACK_URL")
     if not os.environ.get("PREFECT_API_URL"):
         typer.echo(f"error: schedules need a Prefect server; {SERVER_HINT}", err=True)
         raise typer.Exit(2)
@@ -186,10 +196,27 @@ def deploy_retraining(
     """Register the retraining flow as a deployment of a work pool (needs a Prefect server);
     a worker started with `prefect worker start --pool POOL` runs its flow runs."""
     store_defaults()
+    from flows import cli_checks as check
+    from flows.deployment import ENTRYPOINT
+
+    check.check_no_password("--feedback-url", feedback_url, "MIXLLM_FEEDBACK_URL")
+    check.check_cron(cron)
+    check.check_source(source, ENTRYPOINT)
+    check.check_data(data)
+    check.check_config(config)
+    check.check_dask(dask_address)
     if not os.environ.get("PREFECT_API_URL"):
         typer.echo(f"error: deployments need a Prefect server; {SERVER_HINT}", err=True)
         raise typer.Exit(2)
     from flows.deployment import deploy_retraining as deploy
+    from flows.deployment import work_pool_exists
+
+    if not work_pool_exists(pool):
+        check.fail(
+            "--pool",
+            f"no work pool {pool!r} on the Prefect server; create it with "
+            f"`prefect work-pool create {pool} --type process`",
+        )
 
     parameters = {
         "data": data,

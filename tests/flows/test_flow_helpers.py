@@ -100,3 +100,44 @@ def test_only_io_failures_are_retried(exc: Exception, retry: bool) -> None:
     from flows.training_tasks import _transient
 
     assert _transient(exc) is retry
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--feedback-url", "postgresql://u:s3cretPW@db/x"], "--feedback-url: the URL holds a"),
+        (["--cron", "not a cron"], "--cron: 'not a cron' is not a cron expression"),
+        (["--source", "/nonexistent"], "--source: /nonexistent is not a directory"),
+        (["--dask-address", "bogus"], "--dask-address: 'bogus' is not a Dask scheduler"),
+        (["--data", "/nonexistent/data"], "--data: /nonexistent/data does not exist"),
+        (["--config", "/nonexistent.yaml"], "--config: /nonexistent.yaml does not exist"),
+    ],
+)
+def test_deploy_retraining_refuses_bad_options_in_one_line(args, message, monkeypatch) -> None:
+    # they printed tracebacks, were accepted unchecked, or (a password) stored in clear
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # never reached
+    result = CliRunner().invoke(app, ["deploy-retraining", "--pool", "p", *args])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {message}"), line
+    assert "s3cretPW" not in result.stderr
+
+
+@pytest.mark.timeout(30)
+def test_dask_settings_are_checked_before_the_flow() -> None:
+    from flows.task_runners import check_dask_env
+
+    with pytest.raises(ConfigError, match="not a number of workers"):
+        check_dask_env({"MIXLLM_DASK_WORKERS": "abc"})
+    with pytest.raises(ConfigError, match="not a Dask scheduler address"):
+        check_dask_env({"MIXLLM_DASK_ADDRESS": "127.0.0.1"})
+    with pytest.raises(
+        ConfigError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:1"
+    ):
+        check_dask_env({"MIXLLM_DASK_ADDRESS": "tcp://127.0.0.1:1"})
+    check_dask_env({"MIXLLM_DASK_WORKERS": "2"})
