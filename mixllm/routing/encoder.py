@@ -1,24 +1,20 @@
-"""Query encoders: sentence-transformers with tag-contrastive fine-tuning, and a hashed n-gram
-encoder; saving and loading them by kind. The embedding cache is ``embedding_cache``."""
+"""Query encoders: sentence-transformers (its fine-tuning is ``encoder_finetune``) and a hashed
+n-gram encoder; saving and loading them by kind. The embedding cache is ``embedding_cache``."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import shutil
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from mixllm.core.errors import ConfigError
 from mixllm.routing.embedding_cache import EmbeddingCache, encode_cached
 from mixllm.routing.onnx_encoder import OnnxSentenceModel, check_backend, load_export
-
-log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -202,95 +198,21 @@ class SentenceEncoder:
             self.cache,
         )
 
-    # -- tag-contrastive fine-tuning --------------------------------------------------
+    # -- tag-contrastive fine-tuning (mixllm.routing.encoder_finetune) -----------------
     def finetune(
-        self,
-        texts: Sequence[str],
-        tag_texts: Sequence[str],
-        *,
-        epochs: int = 1,
-        batch_size: int = 32,
-        learning_rate: float = 3e-5,
-        max_pairs: int = 2000,
-        seed: int = 0,
+        self, texts: Sequence[str], tag_texts: Sequence[str], **settings: Any
     ) -> SentenceEncoder:
-        """Fine-tune so each query embeds close to its tags' description (and so to its peers).
+        """Fine-tune in place so each query embeds close to its tags' description; see
+        ``mixllm.routing.encoder_finetune.finetune`` for the settings."""
+        from mixllm.routing.encoder_finetune import finetune
 
-        Uses sentence-transformers' trainer with MultipleNegativesRankingLoss on
-        (query, tag description) pairs, no duplicate texts in a batch. The result is cached
-        on disk by a hash of the base weights, the pairs and the settings.
-        """
-        pairs = list(dict.fromkeys(zip(texts, tag_texts, strict=True)))
-        rng = np.random.default_rng(seed)
-        if len(pairs) > max_pairs:
-            pairs = [pairs[i] for i in sorted(rng.choice(len(pairs), max_pairs, replace=False))]
-        if epochs <= 0 or len(pairs) < 2:
-            return self
-        key = hashlib.sha256(
-            json.dumps(
-                [self.weights_fingerprint, pairs, epochs, batch_size, learning_rate, seed]
-            ).encode()
-        ).hexdigest()[:16]
-        store = Path(self.cache_dir) / "encoders" / key if self.cache_dir else None
-        if store is not None and (store / "config.json").exists():
-            log.info("tag-enhanced encoder %s found in cache", key)
-        else:
-            model = self._train(pairs, epochs, batch_size, learning_rate, seed)
-            if store is None:
-                self._model, self._fingerprint = model, f"st-ft-{key}-{self.max_seq_length}"
-                self._onnx = None
-                return self
-            tmp = store.with_suffix(".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            model.save(str(tmp))
-            shutil.rmtree(store, ignore_errors=True)
-            tmp.rename(store)
-        self.model_path = str(store)
-        self._model, self._fingerprint = None, f"st-ft-{key}-{self.max_seq_length}"
-        self._onnx = None
-        return self
+        return finetune(self, texts, tag_texts, **settings)
 
-    def _train(self, pairs, epochs: int, batch_size: int, learning_rate: float, seed: int):
-        import tempfile
-
-        from datasets import Dataset
-        from sentence_transformers import (
-            SentenceTransformerTrainer,
-            SentenceTransformerTrainingArguments,
-        )
-        from sentence_transformers.sentence_transformer.losses import (
-            MultipleNegativesRankingLoss,
-        )
-        from sentence_transformers.sentence_transformer.training_args import BatchSamplers
-
-        model = self._load_model(self._resolved_path())
-        data = Dataset.from_dict(
-            {"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]}
-        )
-        with tempfile.TemporaryDirectory() as out:
-            args = SentenceTransformerTrainingArguments(
-                output_dir=out,
-                num_train_epochs=epochs,
-                per_device_train_batch_size=batch_size,
-                learning_rate=learning_rate,
-                warmup_steps=0.1,  # a float is a ratio of the total steps
-                batch_sampler=BatchSamplers.NO_DUPLICATES,
-                seed=seed,
-                save_strategy="no",
-                report_to="none",
-                logging_steps=10_000,
-                disable_tqdm=False,
-                use_cpu=True,
-                dataloader_num_workers=0,
-            )
-            trainer = SentenceTransformerTrainer(
-                model=model,
-                args=args,
-                train_dataset=data,
-                loss=MultipleNegativesRankingLoss(model),
-            )
-            trainer.train()
-        return model
+    def _use_weights(self, model: Any, model_path: str | None, fingerprint: str) -> None:
+        """Switch to new weights: the loaded ``model`` (or None: load ``model_path`` lazily)."""
+        if model_path is not None:
+            self.model_path = model_path
+        self._model, self._fingerprint, self._onnx = model, fingerprint, None
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
