@@ -162,3 +162,19 @@ def test_pipeline_command_prints_table_version_alias_and_ui(
         .data.params
     )
     assert params["decision.budget_pct"] == "20.0"
+
+
+@pytest.mark.timeout(240)
+def test_deploy_retraining_to_a_missing_pool_is_one_error_line(
+    prefect_api: str, cli_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it printed Prefect's "ValueError: Could not find work pool" traceback
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api)
+    result = CliRunner().invoke(app, ["deploy-retraining", "--pool", "nosuchpool"])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: --pool: no work pool 'nosuchpool'"), line
