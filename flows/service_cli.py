@@ -101,6 +101,27 @@ def check_host(host: str) -> None:
         raise typer.Exit(2) from None
 
 
+def check_state_store() -> None:
+    """Exit 2 with one line unless ``$MIXLLM_STATE_URL`` names a state store that answers:
+    a bad URL or password would otherwise crash-loop every BentoML worker with tracebacks."""
+    from mixllm.core.errors import MixLLMError
+    from mixllm.registry.messages import redact_url
+    from mixllm.serving.shared_state import STATE_URL_ENV, open_docs
+
+    url = os.environ.get(STATE_URL_ENV)
+    if not url:
+        return  # the default SQLite file under $MIXLLM_HOME
+    try:
+        docs = open_docs(url)
+    except MixLLMError as exc:
+        message = str(exc).replace(url, redact_url(url))
+        typer.echo(f"error: {STATE_URL_ENV} {redact_url(url)}: {message}", err=True)
+        raise typer.Exit(2) from None
+    close = getattr(docs, "close", None)
+    if close is not None:
+        close()
+
+
 def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
     host: Annotated[
@@ -124,6 +145,7 @@ def serve(
     from flows.training_cli import store_defaults
 
     store_defaults()
+    check_state_store()  # before training or starting bentoml
     version = ensure_champion(data, config)
     if data:
         os.environ.setdefault("MIXLLM_DATA", data)  # the replay backend answers from it

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mixllm.core.errors import StateStoreError
-from mixllm.routing.shared_state import SharedStateStore
+from mixllm.routing.shared_state import SharedStateStore, load_doc
 
 
 def connect(url: str) -> Any:
@@ -29,6 +29,13 @@ def connect(url: str) -> Any:
     except redis.RedisError as exc:
         raise StateStoreError(f"cannot reach the Redis state store: {exc}") from None
     return client
+
+
+def _version(key: str, raw: bytes) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise StateStoreError(f"state document {key!r} has version {raw!r}, not a number") from None
 
 
 class RedisDocs:
@@ -49,14 +56,14 @@ class RedisDocs:
     def version(self, key: str) -> int | None:
         """The document's version, None if there is none."""
         raw = self._call(self.client.get, self._keys(key)[1])
-        return None if raw is None else int(raw)
+        return None if raw is None else _version(key, raw)
 
     def get(self, key: str) -> tuple[int, dict[str, Any]] | None:
         """(version, document), None if there is none."""
         doc, version = self._call(self.client.mget, list(self._keys(key)))
         if doc is None or version is None:
             return None
-        return int(version), json.loads(doc)
+        return _version(key, version), load_doc(key, doc)
 
     def create(self, key: str, doc: dict[str, Any], version: int = 0) -> bool:
         """Store ``doc`` unless the key exists (document and version in one transaction)."""
@@ -75,7 +82,7 @@ class RedisDocs:
             with self.client.pipeline() as pipe:
                 pipe.watch(version_key)
                 current = pipe.get(version_key)
-                if current is None or int(current) != version:
+                if current is None or _version(key, current) != version:
                     return False
                 pipe.multi()
                 pipe.set(doc_key, json.dumps(doc))

@@ -15,18 +15,36 @@ on that version. ``SharedStateStore`` keeps an ``OnlineState`` in one such docum
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
 
-from mixllm.core.errors import NotFittedError, StateStoreError
+from mixllm.core.errors import MixLLMError, NotFittedError, StateStoreError
 from mixllm.routing.state import OnlineState
 
 T = TypeVar("T")
 
 MAX_RETRIES = 50  # lost races in a row before a transaction gives up
+
+log = logging.getLogger(__name__)
+
+
+def load_doc(key: str, text: str | bytes) -> dict[str, Any]:
+    """The JSON object stored under ``key``; ``StateStoreError`` naming the key when the
+    stored text is not one (a corrupted or foreign document is the server's fault, never
+    the request's)."""
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise StateStoreError(f"state document {key!r} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise StateStoreError(
+            f"state document {key!r} is a JSON {type(doc).__name__}, not an object"
+        )
+    return doc
 
 
 class VersionedDocs(Protocol):
@@ -73,9 +91,18 @@ def update_doc(
 class SharedStateStore:
     """``StateStore`` on a ``VersionedDocs`` document (see the module docstring)."""
 
-    def __init__(self, docs: VersionedDocs, key: str) -> None:
+    def __init__(
+        self,
+        docs: VersionedDocs,
+        key: str,
+        on_missing: Callable[[], None] | None = None,
+    ) -> None:
         self.docs = docs
         self.key = key
+        # Called when the document is gone (store flushed, restarted without persistence,
+        # key deleted): it stores a state again (e.g. the champion's initial one), so the
+        # service heals on the next request instead of answering 503 until a restart.
+        self.on_missing = on_missing
         self._cached: OnlineState | None = None
         self._lock = threading.Lock()
         self._pin: ContextVar[OnlineState | None] = ContextVar(f"pin:{key}", default=None)
@@ -103,7 +130,7 @@ class SharedStateStore:
         """Apply ``change`` to a copy of the shared state and publish it atomically."""
         for _ in range(MAX_RETRIES):
             version, raw = self._get()
-            state = _parse(version, raw)
+            state = _parse(self.key, version, raw)
             result = change(state)
             state.version = version + 1
             if self.docs.swap(self.key, version, state.to_dict()):
@@ -118,12 +145,16 @@ class SharedStateStore:
 
     def _fresh(self) -> OnlineState:
         version = self.docs.version(self.key)
+        if version is None and self.on_missing is not None:
+            self._cached = None  # the re-seeded document starts at a lower version
+            self.on_missing()
+            version = self.docs.version(self.key)
         if version is None:
             raise NotFittedError(f"no online state stored under {self.key!r} yet")
         cached = self._cached
         if cached is not None and cached.version == version:
             return cached
-        return self._remember(_parse(*self._get()))
+        return self._remember(_parse(self.key, *self._get()))
 
     def _get(self) -> tuple[int, dict[str, Any]]:
         got = self.docs.get(self.key)
@@ -139,11 +170,18 @@ class SharedStateStore:
 
     def __deepcopy__(self, memo: dict) -> SharedStateStore:
         # a copy shares the state by design: that is what the store is for
-        return type(self)(self.docs, self.key)
+        return type(self)(self.docs, self.key, self.on_missing)
 
 
-def _parse(version: int, raw: dict[str, Any]) -> OnlineState:
-    state = OnlineState.from_dict(raw)
+def _parse(key: str, version: int, raw: dict[str, Any]) -> OnlineState:
+    try:
+        state = OnlineState.from_dict(raw)
+    except (MixLLMError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        # a corrupted or foreign document (or another mixllm's format): the store's
+        # problem, reported as such (503), never a client's 400 or a 500 trace
+        raise StateStoreError(
+            f"state document {key!r} is not a readable online state ({type(exc).__name__}: {exc})"
+        ) from None
     state.version = version  # the store's version is the truth
     return state
 
@@ -174,7 +212,7 @@ class MemoryDocs:
     def get(self, key: str) -> tuple[int, dict[str, Any]] | None:
         """(version, a private copy of the document), None if there is none."""
         got = self._docs.get(key)
-        return None if got is None else (got[0], json.loads(got[1]))
+        return None if got is None else (got[0], load_doc(key, got[1]))
 
     def create(self, key: str, doc: dict[str, Any], version: int = 0) -> bool:
         """Store ``doc`` unless the key exists."""

@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from mixllm.core.errors import InvalidRequestError, NotFoundError
+from mixllm.core.errors import InvalidRequestError, NotFoundError, UnknownLLMError
 from mixllm.routing.shared_state import pinned_state
 from mixllm.serving.backends import BackendRegistry, LLMRoute
 from mixllm.serving.candidates import add_to_router, backend_for, price_spec
@@ -78,17 +78,32 @@ class CandidateAdmin:
         return {"added": req.name, **self.backends.describe(req.name), "llms": router.llms_}
 
     def remove_llm(self, name: str) -> dict[str, Any]:
-        """Stop routing to ``name`` at once."""
+        """Stop routing to ``name`` at once; NotFoundError unless it is a candidate (also for
+        the loser of two concurrent removals of one LLM, in any worker or replica)."""
         with self.swap_lock:
             router = self.slot.get().router
-            if name not in router.llms_:
-                raise NotFoundError(
-                    f"LLM {name!r} is not a candidate; active: {', '.join(router.llms_)}"
-                )
-            router.remove_llm(name)
+            self._check_removable(router, name)
+            # Two compare-and-set writes, override first: a crash or race between them leaves
+            # the removal recorded service-wide, and every load (restart, hot swap, re-seed)
+            # re-applies the overrides, so a removed LLM never comes back. The other order
+            # could lose the override and resurrect the LLM on the next champion.
             self.overrides.record_removed(name)
+            try:
+                router.remove_llm(name)
+            except UnknownLLMError:  # another worker or replica removed it meanwhile
+                raise NotFoundError(f"LLM {name!r} is not a candidate (already removed)") from None
         log.info("LLM %s removed", name)
         return {"removed": name, "llms": list(router.llms_)}
+
+    @staticmethod
+    def _check_removable(router: Any, name: str) -> None:
+        """NotFoundError for an unknown LLM, InvalidRequestError for the last candidate
+        (checked before the removal is recorded)."""
+        active = router.llms_
+        if name not in active:
+            raise NotFoundError(f"LLM {name!r} is not a candidate; active: {', '.join(active)}")
+        if len(active) == 1:
+            raise InvalidRequestError("cannot remove the last candidate LLM")
 
     def concurrency(self, llm: str) -> int:
         """Requests ``llm`` serves at once: its backend route's setting, else its price spec's."""

@@ -14,6 +14,7 @@ from mixllm.serving.champion import ChampionSlot
 from mixllm.serving.inflight import InFlight
 from mixllm.serving.metrics import ServiceMetrics, scrape_text
 from mixllm.serving.retraining import RetrainTrigger
+from mixllm.serving.shared_state import ServiceState
 
 
 @dataclass(eq=False)
@@ -25,13 +26,15 @@ class ServiceHealth:
     inflight: InFlight
     metrics: ServiceMetrics
     retrainer: RetrainTrigger
+    state: ServiceState | None = None  # the shared online state (None: not checked)
 
     def health(self) -> dict[str, Any]:
         """GET /healthz: what serves, how it was loaded, how much feedback is stored."""
         champion = self.slot.current
         feedback_count, store_error = self._feedback_count()
+        state_error = self._state_error()
         return {
-            "status": self._health_status(),
+            "status": "unavailable" if state_error else self._health_status(),
             "router_version": champion.version if champion else None,
             "feedback_count": feedback_count,
             "champion": {
@@ -40,15 +43,21 @@ class ServiceHealth:
                 "watermark": champion.watermark if champion else None,
                 **self.slot.status,
             },
-            "llms": list(champion.router.llms_) if champion else [],
+            "llms": list(champion.router.llms_) if champion and not state_error else [],
             "in_flight": self.inflight.snapshot(),
+            "state_store": {
+                "url": public_url(self.state.url) if self.state else None,
+                "error": state_error,
+                "in_flight_sharing_error": self.inflight.error,
+            },
             "feedback_store": {"url": public_url(self.store.url), "error": store_error},
             "retraining": self.retrainer.describe(),
         }
 
     def ready(self) -> bool:
-        """True while a router is loaded and can serve (BentoML's /readyz)."""
-        return self.slot.current is not None
+        """True while a router is loaded and its shared state can be read (BentoML's
+        /readyz): a replica whose state store is unreachable or corrupted leaves rotation."""
+        return self.slot.current is not None and self._state_error() is None
 
     def models(self) -> dict[str, Any]:
         """GET /v1/models: ``mixllm`` (routed) and the active candidates, OpenAI's list shape."""
@@ -80,6 +89,13 @@ class ServiceHealth:
         if self.slot.current is None:
             return "unavailable"
         return "ok" if self.slot.ok else "degraded"
+
+    def _state_error(self) -> str | None:
+        """None while the shared state reads well, else why it does not."""
+        if self.state is None:
+            return None
+        champion = self.slot.current
+        return self.state.check(champion.router if champion else None)
 
     def _feedback_count(self) -> tuple[int | None, str | None]:
         """(feedback rows stored, None) or (None, why the store cannot say)."""

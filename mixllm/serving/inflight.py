@@ -33,6 +33,7 @@ class InFlight:
     def __init__(self) -> None:
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
+        self.error: str | None = None  # why sharing the counts fails now (None: it works)
 
     @contextmanager
     def track(self, llm: str) -> Iterator[None]:
@@ -124,7 +125,7 @@ class SharedInFlight(InFlight):
         mine = {"counts": self.local(), "until": now + self.ttl_s}
 
         def change(doc: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, int]]:
-            live = {m: e for m, e in (doc or {}).items() if e["until"] > now}
+            live = {m: e for m, e in (doc or {}).items() if _live(m, e, now)}
             live[self.member] = mine
             return live, _summed(e["counts"] for m, e in live.items() if m != self.member)
 
@@ -134,9 +135,29 @@ class SharedInFlight(InFlight):
         while not self._stop.is_set():
             try:
                 self.beat()
+                self.error = None
             except MixLLMError as exc:  # keep serving on local counts; say why
+                self.error = str(exc)
                 log.warning("cannot share in-flight counts: %s", exc)
+            except Exception as exc:  # never let the heartbeat die silently: log, retry
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.exception("in-flight heartbeat failed; retrying in %s s", self.beat_s)
             self._stop.wait(self.beat_s)
+
+
+def _live(member: str, entry: Any, now: float) -> bool:
+    """True for a well-formed entry that has not expired; a malformed one (another program's,
+    a corrupted write) is dropped with a warning instead of stopping the heartbeat."""
+    try:
+        ok = isinstance(entry["counts"], dict) and all(
+            isinstance(n, int) for n in entry["counts"].values()
+        )
+        if ok:
+            return float(entry["until"]) > now
+    except (KeyError, TypeError, ValueError):
+        pass
+    log.warning("dropping the malformed in-flight entry %r: %r", member, entry)
+    return False
 
 
 def _summed(entries: Iterator[dict[str, int]]) -> dict[str, int]:

@@ -97,7 +97,7 @@ class RoutingService:
         )
         self.intake = FeedbackIntake(self.slot, self.store, self.metrics, self.retrainer)
         self.reports = ServiceHealth(
-            self.slot, self.store, self.inflight, self.metrics, self.retrainer
+            self.slot, self.store, self.inflight, self.metrics, self.retrainer, self.state
         )
         self.watcher = ChampionWatcher(self.slot, self.backends, s.poll_s)
         self.candidates.refresh()  # routes of LLMs added before a restart or elsewhere

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
-from mixllm.core.errors import StateStoreError, first_line
+from mixllm.core.errors import ConfigError, StateStoreError, first_line
 from mixllm.registry.feedback_schema import make_engine
 from mixllm.registry.messages import redact_url
+from mixllm.routing.shared_state import load_doc
 
 T = TypeVar("T")
 
@@ -36,7 +37,16 @@ class SQLDocs:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        try:
+            self.engine = make_engine(url)
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise ConfigError(
+                f"state store URL {redact_url(url)} is not one mixllm can open "
+                f"({first_line(exc)}); use redis://, rediss://, unix://, memory:// or a "
+                "SQLAlchemy URL such as sqlite:///path/state.db or postgresql://host/db"
+            ) from None
+        except OSError as exc:
+            raise StateStoreError(f"state store {redact_url(url)}: {exc}") from None
         self._run(self._create_table)
 
     def _create_table(self) -> None:
@@ -56,7 +66,7 @@ class SQLDocs:
         """(version, document), None if there is none."""
         stmt = select(DOCS.c.version, DOCS.c.doc).where(DOCS.c.key == key)
         row = self._read(lambda conn: conn.execute(stmt).first())
-        return None if row is None else (int(row.version), json.loads(row.doc))
+        return None if row is None else (int(row.version), load_doc(key, row.doc))
 
     def create(self, key: str, doc: dict[str, Any], version: int = 0) -> bool:
         """Insert ``doc`` unless the key exists."""

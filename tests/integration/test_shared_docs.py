@@ -107,3 +107,57 @@ def _wait(ok, timeout_s: float = 10.0) -> None:
     while not ok():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.1)
+
+
+def test_a_malformed_in_flight_entry_is_dropped_and_the_heartbeat_lives(state_url: str) -> None:
+    # review finding: {"zz": {"counts": {...}}} (no "until") killed the heartbeat thread
+    # with a KeyError and in-flight sharing stopped silently
+    key = f"test:inflight:{secrets.token_hex(4)}"
+    docs = open_docs(state_url)
+    docs.create(key, {"zz": {"counts": {"claude-v2": 7}}, "yy": "foreign"})
+    shared = SharedInFlight(docs, key, beat_s=0.1, ttl_s=5.0)
+    other = SharedInFlight(open_docs(state_url), key, beat_s=0.1, ttl_s=5.0)
+    other.enter("claude-v2")
+    try:
+        other.beat()
+        shared.start()
+        _wait(lambda: shared.snapshot() == {"claude-v2": 1})
+        time.sleep(0.3)
+        assert shared._thread is not None and shared._thread.is_alive()
+        assert shared.error is None
+        assert "zz" not in docs.get(key)[1] and "yy" not in docs.get(key)[1]
+    finally:
+        shared.stop()
+        docs.delete(key)
+
+
+def _write_raw(state_url: str, key: str, text: str) -> None:
+    """Store ``text`` as the document under ``key`` bypassing every check (a foreign
+    writer, a corrupted row)."""
+    docs = open_docs(state_url)
+    docs.create(key, {})
+    if state_url.startswith("redis"):
+        docs.client.set(f"{docs.prefix}:{key}", text)
+        return
+    from sqlalchemy import text as sql
+
+    with docs.engine.begin() as conn:
+        conn.execute(sql("UPDATE mixllm_state SET doc = :d WHERE key = :k"), {"d": text, "k": key})
+
+
+@pytest.mark.parametrize(
+    "raw", ["{not json", "[1, 2, 3]", '{"format_version": 1, "hello": "foreign"}']
+)
+def test_a_corrupted_state_document_is_a_state_store_error_naming_its_key(
+    state_url: str, raw: str
+) -> None:
+    from mixllm.core.errors import StateStoreError
+    from mixllm.routing.shared_state import SharedStateStore
+
+    key = f"test:state:{secrets.token_hex(4)}"
+    _write_raw(state_url, key, raw)
+    try:
+        with pytest.raises(StateStoreError, match=key):
+            SharedStateStore(open_docs(state_url), key).read()
+    finally:
+        open_docs(state_url).delete(key)
