@@ -190,10 +190,9 @@ def ensure_export(
 
 
 def _readable(folder: Path) -> None:
-    """Give the export folder made by mkdtemp (0700) the permissions of a normal folder."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
+    """Give the export folder made by mkdtemp (0700) the permissions of its parent, a folder
+    made under the umask (reading the umask means setting it: process-wide, racy in threads)."""
+    folder.chmod(folder.parent.stat().st_mode & 0o777)
 
 
 def _publish(tmp: Path, target: Path) -> None:
