@@ -47,10 +47,19 @@ def _times(encode: Callable[[str], Any], queries: list[str], warmup: list[str]) 
     return times
 
 
+def _cpu_ms_per_call(encode: Callable[[str], Any], queries: list[str]) -> float:
+    """Process CPU time (ms, every thread: ONNX Runtime's pool included) per single query."""
+    start = time.process_time()
+    for q in queries:
+        encode(q)
+    return (time.process_time() - start) * 1000 / max(1, len(queries))
+
+
 def embedding_times(version: str, queries: list[str], warmup: list[str]) -> dict[str, Any]:
     """Load champion ``version``'s router in process and time single uncached queries (ms):
     the baseline with its weights in the bare sentence-transformers (torch) model, and the
-    encoder backend the router serves with."""
+    encoder backend the router serves with (wall p50, and CPU per query: what bounds
+    throughput once every core is busy)."""
     from mixllm.registry import stores as registry
     from mixllm.tools.loadtest import percentile
 
@@ -60,6 +69,7 @@ def embedding_times(version: str, queries: list[str], warmup: list[str]) -> dict
     bare = encoder.with_backend("torch") if backend not in (None, "torch") else encoder
     times = _times(_bare_encode(bare), queries, warmup)
     served = times if bare is encoder else _times(_bare_encode(encoder), queries, warmup)
+    served_cpu_ms = _cpu_ms_per_call(_bare_encode(encoder), queries)
     return {
         "encoder": type(encoder).__name__,
         "backend": backend,
@@ -68,5 +78,6 @@ def embedding_times(version: str, queries: list[str], warmup: list[str]) -> dict
         "p50_ms": round(percentile(times, 50), 3),
         "p99_ms": round(percentile(times, 99), 3),
         "served_backend_p50_ms": round(percentile(served, 50), 3),
+        "served_backend_cpu_ms": round(served_cpu_ms, 3),
         "cache_dir_configured": router.cfg.encoder.cache_dir,
     }

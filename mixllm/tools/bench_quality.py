@@ -3,7 +3,9 @@ both AIQ conventions with bootstrap intervals, out-of-domain APGR and budget fid
 
 ``quality_section`` returns the markdown (and writes its plots next to the report);
 ``mixllm benchmark`` puts it between ``<!-- quality:start/end -->`` markers, and
-``mixllm benchmark --only quality`` refreshes only that section.
+``mixllm benchmark --only quality`` refreshes only that section. Its leave-one-task-out
+tagging table sits in a section of its own inside it (``TAGS_SECTION``), which
+``mixllm benchmark --only tags`` refreshes alone.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ APGR_TARGET = 0.65
 FIDELITY_BUDGETS = (10.0, 25.0, 50.0)
 PEERS = ("knn", "mlp", "mlp_prompt", "svm", "mf", "sw_ranking", "optllm", "tag_mean")
 RUNTIME_LLM = "mistralai/mixtral-8x7b-chat"  # left out of training, added while serving
+TAGS_SECTION = "quality-tags"  # nested in the quality section
 MESSPLUS_LLMS = ("llama-3.2-1b", "llama-3.1-8b", "llama-3.3-70b")
 
 
@@ -51,10 +54,7 @@ def quality_section(
     trained here).
     """
     cfg = config or MixLLMConfig()
-    data = load_data(data_path)
-    if limit:
-        rng = np.random.default_rng(0)
-        data = data.subset(np.sort(rng.choice(len(data), min(limit, len(data)), replace=False)))
+    data = _load_sample(data_path, limit)
     train, test = split(data, cfg)
     prices = prices_from_rows(train, load_prices(cfg.prices_path))
     router = router or MixLLMRouter(cfg, prices=prices).fit(train)
@@ -63,9 +63,33 @@ def quality_section(
         *in_domain(router, train, test, Path(out_dir), n_boot),
         *fidelity(router, cfg, prices, train, test),
         *out_of_domain(data, cfg, Path(out_dir)),
-        *tag_choices(data, cfg),
+        *_nested(TAGS_SECTION, tag_choices(data, cfg)),
     ]
     return "\n".join(parts)
+
+
+def _nested(name: str, lines: list[str]) -> list[str]:
+    """``lines`` between the markers of section ``name`` (refreshed alone later)."""
+    from mixllm.tools.sections import markers
+
+    start, end = markers(name)
+    return [start, *lines, end, ""]
+
+
+def _load_sample(data_path: str, limit: int | None) -> RoutingData:
+    """The data at ``data_path``, or a seeded sample of ``limit`` queries (smoke runs)."""
+    data = load_data(data_path)
+    if limit:
+        rng = np.random.default_rng(0)
+        data = data.subset(np.sort(rng.choice(len(data), min(limit, len(data)), replace=False)))
+    return data
+
+
+def _fold_config(cfg: MixLLMConfig) -> MixLLMConfig:
+    """The config of a leave-one-task-out fold: the encoder is not fine-tuned (~15 min of CPU
+    per fold) and nothing is cross-fitted (APGR scores the lambda sweep, which no budget
+    calibration changes)."""
+    return cfg.updated({"encoder": {"finetune": False}, "train": {"calibration_folds": 0}})
 
 
 def header(n_train: int, n_test: int, cfg: MixLLMConfig, n_boot: int) -> list[str]:
@@ -215,9 +239,7 @@ def out_of_domain(
     ``on_fold`` receives the markdown of the folds done so far after each fold.
     """
     tasks = list(dict.fromkeys(data.queries["source"].tolist()))
-    # fine-tuning the encoder per fold costs ~15 min of CPU each: not fine-tuned here;
-    # APGR scores the lambda sweep, which no budget calibration changes: no cross-fitting
-    ood_cfg = cfg.updated({"encoder": {"finetune": False}, "train": {"calibration_folds": 0}})
+    ood_cfg = _fold_config(cfg)
     table: dict[str, dict[str, float]] = {}
     lines = ["### Out of domain: train on two tasks, test on the third", ""]
     if len(tasks) < 2:
@@ -311,7 +333,7 @@ def tag_choices(data: RoutingData, cfg: MixLLMConfig) -> list[str]:
         row = []
         for held in tasks:
             train, test = data.subset(np.flatnonzero(src != held)), data.subset(src == held)
-            c = cfg.updated({"encoder": {"finetune": False}, "tagger": tagger})
+            c = _fold_config(cfg).updated({"tagger": tagger})
             prices = prices_from_rows(train, load_prices(cfg.prices_path))
             router = MixLLMRouter(c, prices=prices).fit(train)
             sweep, _ = router_outputs(router, test, budget_pcts=())
@@ -319,6 +341,26 @@ def tag_choices(data: RoutingData, cfg: MixLLMConfig) -> list[str]:
         cells = " | ".join(f"{v:.3f}" for v in row)
         lines.append(f"| {label} | {cells} | {np.mean(row):.3f} |")
     return [*lines, ""]
+
+
+def write_tags_section(
+    data_path: str, out: str | Path, config: MixLLMConfig | None = None, limit: int | None = None
+) -> Path:
+    """Re-run only the leave-one-task-out tagging comparison and rewrite its section of ``out``
+    (``mixllm benchmark --only tags``); ``out`` must already hold the quality section, which
+    places it."""
+    from mixllm.core.errors import ConfigError
+    from mixllm.tools.sections import markers, upsert_section
+
+    out = Path(out)
+    if not out.exists() or markers(TAGS_SECTION)[0] not in out.read_text():
+        raise ConfigError(
+            f"{out} has no {markers(TAGS_SECTION)[0]} section to refresh: run "
+            "`mixllm benchmark --only quality` first (it writes the whole quality section)"
+        )
+    cfg = config or MixLLMConfig()
+    lines = tag_choices(_load_sample(data_path, limit), cfg)
+    return upsert_section(out, TAGS_SECTION, "\n".join(lines))
 
 
 def write_quality_section(

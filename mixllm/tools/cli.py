@@ -198,6 +198,9 @@ def prices(data: DataOpt = None) -> None:
     typer.echo(report.to_string(index=False))
 
 
+BENCHMARK_PARTS = ("main", "quality", "tags", "continual")  # what --only may re-run
+
+
 @app.command()
 def benchmark(
     data: DataOpt = None,
@@ -216,7 +219,8 @@ def benchmark(
         typer.Option(
             "--only",
             help="re-run one part, keep the rest: 'main' (tables, ablations, latency, "
-            "speed), 'quality' (peers, intervals, out of domain, budget fidelity), 'continual'",
+            "speed), 'quality' (peers, intervals, out of domain, budget fidelity), 'tags' "
+            "(leave-one-task-out per tagging choice, inside quality), 'continual'",
         ),
     ] = None,
     continual_size: Annotated[
@@ -234,9 +238,9 @@ def benchmark(
 
         cfg = load_config(config) if config else None
         sizes = {"full": ContinualSize(), "quick": ContinualSize.quick(), "skip": None}
-        if continual_size not in sizes or only not in (None, "main", "quality", "continual"):
+        if continual_size not in sizes or only not in (None, *BENCHMARK_PARTS):
             raise typer.BadParameter(
-                "--continual-size: full|quick|skip; --only: main|quality|continual"
+                f"--continual-size: full|quick|skip; --only: {'|'.join(BENCHMARK_PARTS)}"
             )
         if only == "continual":
             size = sizes[continual_size] or ContinualSize()
@@ -245,6 +249,10 @@ def benchmark(
             from mixllm.tools.bench_quality import write_quality_section
 
             path = write_quality_section(resolve_data(data), out, cfg, limit)
+        elif only == "tags":
+            from mixllm.tools.bench_quality import write_tags_section
+
+            path = write_tags_section(resolve_data(data), out, cfg, limit)
         else:
             continual = None if only == "main" else sizes[continual_size]
             path = run_benchmark(resolve_data(data), out, messplus, cfg, limit, continual,

@@ -321,7 +321,7 @@ def test_stop_service_ends_the_whole_process_group(tmp_path) -> None:
 
 
 def test_render_section_reports_numbers_and_goals(fake: FakeService) -> None:
-    from flows.bench_report import render_section
+    from flows.bench_report import capacity, render_section
 
     low = route_load(fake.url, ["d=4"], concurrency=1, n_requests=5, timeout=5)
     fake.state.delay_s = 0.05
@@ -344,6 +344,8 @@ def test_render_section_reports_numbers_and_goals(fake: FakeService) -> None:
             "p99_ms": 6.0,
             "cache_dir_configured": None,
         },
+        "route_embeddings_cached": {"c16": low.to_dict()},
+        "capacity": capacity({"served_backend_cpu_ms": 8.0}, low, 2),
         "ratio_route_p50_to_embedding_p50": 2.5,
         "durability": {"n": 10, **durability._asdict()},
         "goals": {"p50_c1": True, "rps_c16": False, "durability": durability.ok(10)},
@@ -363,6 +365,10 @@ def test_render_section_reports_numbers_and_goals(fake: FakeService) -> None:
     assert "5 -> 15 (+10)" in text and "**2.50**" in text
     assert f"| 1 replica, 1 worker | 4 | 0 | {high.p50_ms:.1f} |" in text
     assert "online state shared on Redis" in text
+    # what bounds throughput: encoder CPU (2 CPUs x 1000 / 8 ms = 250 req/s) and serving alone
+    assert f"| 16, same queries again (embeddings cached) | 5 | 0 | {low.p50_ms:.1f} |" in text
+    assert "uses 8.0 ms of CPU per query" in text and "at 250 req/s" in text
+    assert f"reaches {low.throughput_rps:.1f} req/s" in text
 
 
 def test_route_load_round_robins_over_replicas(fake: FakeService) -> None:

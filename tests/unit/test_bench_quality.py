@@ -1,0 +1,52 @@
+"""`mixllm benchmark --only tags`: the leave-one-task-out tagging comparison refreshes its own
+section inside the quality section and leaves everything else alone (hash encoder, tiny data)."""
+
+from __future__ import annotations
+
+import pytest
+from _routing import fast_config, price_table
+from test_cli import write_routerbench
+from typer.testing import CliRunner
+
+from mixllm.tools.bench_quality import TAG_CHOICES, TAGS_SECTION
+from mixllm.tools.cli import app
+from mixllm.tools.sections import markers
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _args(tmp_path, out) -> list[str]:
+    price_table().save(tmp_path / "prices.yaml")
+    cfg = fast_config().model_copy(update={"prices_path": str(tmp_path / "prices.yaml")})
+    cfg.to_yaml(tmp_path / "config.yaml")
+    data = write_routerbench(tmp_path / "bench.csv")
+    only = ["benchmark", "--only", "tags", "--data", str(data), "--out", str(out)]
+    return [*only, "--config", str(tmp_path / "config.yaml")]
+
+
+def test_only_tags_rewrites_just_its_nested_section(tmp_path) -> None:
+    out = tmp_path / "BENCHMARKS.md"
+    start, end = markers(TAGS_SECTION)
+    out.write_text(
+        "# MixLLM benchmarks\n\nthe main tables\n\n<!-- quality:start -->\n## Quality\n"
+        f"the peers table\n{start}\nold tag numbers\n{end}\n\n<!-- quality:end -->\n"
+    )
+    result = CliRunner().invoke(app, _args(tmp_path, out))
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "old tag numbers" not in text
+    assert "the main tables" in text and "the peers table" in text
+    inner = text[text.index(start) : text.index(end)]
+    assert "### Tags: leave one task out" in inner
+    for label in TAG_CHOICES:  # one APGR row per tagging choice, one column per held-out task
+        assert f"| {label} |" in inner
+    assert text.index(end) < text.index("<!-- quality:end -->")
+
+
+def test_only_tags_without_the_quality_section_names_the_fix(tmp_path) -> None:
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text("# MixLLM benchmarks\n\nthe main tables\n")
+    result = CliRunner().invoke(app, _args(tmp_path, out))
+    assert result.exit_code == 2
+    assert "--only quality" in result.output and "Traceback" not in result.output
+    assert out.read_text() == "# MixLLM benchmarks\n\nthe main tables\n"
