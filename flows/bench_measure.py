@@ -58,13 +58,17 @@ def _cpu_ms_per_call(encode: Callable[[str], Any], queries: list[str]) -> float:
 def embedding_times(version: str, queries: list[str], warmup: list[str]) -> dict[str, Any]:
     """Load champion ``version``'s router in process and time single uncached queries (ms):
     the baseline with its weights in the bare sentence-transformers (torch) model, and the
-    encoder backend the router serves with (wall p50, and CPU per query: what bounds
-    throughput once every core is busy)."""
+    encoder backend the router serves with, on the service's encoder threads (wall p50, and
+    CPU per query: what bounds throughput once every core is busy)."""
     from mixllm.registry import stores as registry
     from mixllm.tools.loadtest import percentile
 
     router, _ = registry.load_version(registry.MODEL_NAME, version)
     encoder = router.encoder_
+    if hasattr(encoder, "use_threads"):  # timed as the service runs it
+        from mixllm.serving.settings import ServiceSettings
+
+        encoder.use_threads(ServiceSettings.from_env().encoder_threads)
     backend = getattr(encoder, "backend", None)
     bare = encoder.with_backend("torch") if backend not in (None, "torch") else encoder
     times = _times(_bare_encode(bare), queries, warmup)

@@ -101,6 +101,19 @@ def check_host(host: str) -> None:
         raise typer.Exit(2) from None
 
 
+def check_settings() -> None:
+    """Exit 2 with one line unless every MIXLLM_* service setting parses: a bad value would
+    otherwise crash every BentoML worker with a traceback."""
+    from mixllm.core.errors import ConfigError
+    from mixllm.serving.settings import ServiceSettings
+
+    try:
+        ServiceSettings.from_env()
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def check_state_store() -> None:
     """Exit 2 with one line unless ``$MIXLLM_STATE_URL`` names a state store that answers:
     a bad URL or password would otherwise crash-loop every BentoML worker with tracebacks."""
@@ -145,6 +158,7 @@ def serve(
     from flows.training_cli import store_defaults
 
     store_defaults()
+    check_settings()
     check_state_store()  # before training or starting bentoml
     version = ensure_champion(data, config)
     if data:

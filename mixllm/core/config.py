@@ -36,17 +36,20 @@ class EncoderConfig(_Section):
     epochs: int = Field(1, ge=0)
     batch_size: int = Field(32, ge=2)
     learning_rate: float = 3e-5
-    # 64 tokens keep the question stem (what routing needs) at ~4x the speed of 128
-    max_seq_length: int = Field(64, ge=16)
+    # 32 tokens keep the question stem (what routing needs): on the held-out split it routes
+    # with the quality of 64 within noise (docs/BENCHMARKS.md "Encoder backends") at ~half
+    # the encoder's CPU per query, which bounds a busy service's throughput.
+    max_seq_length: int = Field(32, ge=16)
     max_finetune_pairs: int = Field(1024, ge=0)  # bounds fine-tuning time on a CPU
     embed_batch_size: int = Field(64, ge=1)
     cache_dir: str | None = None  # None: $MIXLLM_HOME/cache/embeddings
     # What computes embeddings: the torch model, or its ONNX export (exported once, cached by
     # a hash of the weights) run by ONNX Runtime, fp32 or with dynamic int8 weights.
     # Fine-tuning always runs in torch. See docs/BENCHMARKS.md "Encoder backends": "onnx"
-    # routes the held-out split exactly as torch does; "onnx-int8" is faster but routes
-    # 4.5 % of the queries differently (quality +0.6 points, AIQ -0.1 %), so not the default.
-    backend: Literal["torch", "onnx", "onnx-int8"] = "onnx"
+    # routes the held-out split exactly as torch does; "onnx-int8" at 32 tokens routes with
+    # torch-at-64's quality within noise (paired interval holds 0, AIQ within 0.001) at a
+    # third of fp32-at-64's CPU per query.
+    backend: Literal["torch", "onnx", "onnx-int8"] = "onnx-int8"
     threads: int | None = Field(None, ge=1)  # ONNX Runtime intra-op threads; None: its default
 
 

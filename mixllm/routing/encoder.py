@@ -120,6 +120,17 @@ class SentenceEncoder:
                     )
         return self._onnx
 
+    def use_threads(self, threads: int | None) -> None:
+        """ONNX Runtime intra-op threads for every later encode (None: its default, one per
+        core); a loaded ONNX session is dropped and rebuilt from the cached export. A busy
+        service wants 1: its requests already keep the cores busy, and a multi-threaded
+        session spins its idle workers, taking CPU from the request handling."""
+        if threads is not None and threads < 1:
+            raise ConfigError(f"encoder threads must be >= 1 (or None), got {threads}")
+        with self._lock:
+            if threads != self.threads:
+                self.threads, self._onnx = threads, None
+
     def _export_root(self) -> Path:
         if self.cache_dir is not None:
             return Path(self.cache_dir)

@@ -66,7 +66,7 @@ class RoutingService:
         self.slot = ChampionSlot(
             source or RegistrySource(s.model_name, s.tracking_uri),
             # a new champion: on its version's shared state, with the runtime changes
-            prepare=self.state.prepare,
+            prepare=self._prepare,
             swap_lock=swap_lock,
             retry_failed_s=max(60.0, 10 * s.poll_s),
             last_loaded=LastLoaded(mixllm_home() / "service" / f"last-loaded-{s.model_name}.json"),
@@ -103,6 +103,14 @@ class RoutingService:
         self.candidates.refresh()  # routes of LLMs added before a restart or elsewhere
         if load:
             self.check_champion()
+
+    def _prepare(self, router: Any, version: str) -> Any:
+        """A new champion, made ready to serve: the served encoder's thread count, then its
+        version's shared state with the runtime changes."""
+        use_threads = getattr(getattr(router, "encoder_", None), "use_threads", None)
+        if use_threads is not None:
+            use_threads(self.settings.encoder_threads)
+        return self.state.prepare(router, version)
 
     @property
     def source(self) -> ChampionSource:

@@ -56,6 +56,9 @@ class ServiceSettings:
     batch_max: int = 32  # most queries embedded together by the batcher
     batch_wait_ms: float = 2.0  # how long the batcher waits for company once busy
     embed_cache_size: int = 4096  # recent query embeddings kept in memory (0: none)
+    # ONNX Runtime threads of the served encoder (None: one per core). One: under load the
+    # requests keep the cores busy, and idle session threads spin, taking CPU from them.
+    encoder_threads: int | None = 1
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -75,4 +78,20 @@ class ServiceSettings:
             batch_max=int(env_float("MIXLLM_BATCH_MAX", cls.batch_max)),
             batch_wait_ms=env_float("MIXLLM_BATCH_WAIT_MS", cls.batch_wait_ms),
             embed_cache_size=int(env_float("MIXLLM_EMBED_CACHE_SIZE", cls.embed_cache_size)),
+            encoder_threads=_threads(env.get("MIXLLM_ENCODER_THREADS"), cls.encoder_threads),
         )
+
+
+def _threads(raw: str | None, default: int | None) -> int | None:
+    """MIXLLM_ENCODER_THREADS: a count >= 1, or 0 for ONNX Runtime's default (None)."""
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(
+            f"MIXLLM_ENCODER_THREADS must be a whole number >= 0 (0: one per core), got {raw!r}"
+        )
+    return value or None

@@ -166,3 +166,16 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_use_threads_rebuilds_the_session_with_that_many_threads(export_root):
+    enc = SentenceEncoder(max_seq_length=64, cache_dir=export_root, backend="onnx-int8")
+    before = enc.encode(QUERIES[:2], cache=False)
+    assert enc.onnx.session.get_session_options().intra_op_num_threads == 0  # ORT's default
+    enc.use_threads(1)  # what the service sets: no spinning pool threads under load
+    assert enc.onnx.session.get_session_options().intra_op_num_threads == 1
+    np.testing.assert_allclose(enc.encode(QUERIES[:2], cache=False), before, atol=1e-6)
+    enc.use_threads(None)
+    assert enc.onnx.session.get_session_options().intra_op_num_threads == 0
+    with pytest.raises(ConfigError, match="encoder threads must be >= 1"):
+        enc.use_threads(0)

@@ -1,0 +1,66 @@
+"""The served encoder's ONNX Runtime thread count comes from the service's settings
+(MIXLLM_ENCODER_THREADS, default 1), whatever the trained artifact says, and a bad value stops
+`mixllm serve` in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mixllm.core.errors import ConfigError
+from mixllm.serving import RoutingService, ServiceSettings
+from tests.service._registry import register_router
+from tests.stores import patched_env
+from tests.tiny_data import query
+
+pytestmark = [pytest.mark.service, pytest.mark.timeout(300)]
+
+
+@pytest.mark.parametrize(("threads", "onnx_threads"), [(1, 1), (None, 0)])
+def test_the_served_encoder_uses_the_service_thread_setting(
+    mlflow_uri: str,
+    router_dir: Path,
+    service_env: dict[str, str],
+    tmp_path: Path,
+    threads: int | None,
+    onnx_threads: int,
+) -> None:
+    register_router(router_dir)
+    settings = ServiceSettings(poll_s=0, retrain_threshold=0, encoder_threads=threads)
+    with patched_env({"MIXLLM_HOME": str(tmp_path / "home")}):
+        service = RoutingService(settings)
+    try:
+        assert service.decide(query("mbpp", 3))["llm"]
+        encoder = service.champion.router.encoder_
+        assert encoder.backend != "torch"  # the default config serves through ONNX Runtime
+        assert encoder.threads == threads
+        # 0 is ONNX Runtime's "one per core"
+        assert encoder.onnx.session.get_session_options().intra_op_num_threads == onnx_threads
+    finally:
+        service.stop()
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, 1), ("", 1), ("0", None), ("1", 1), ("3", 3)])
+def test_encoder_threads_from_the_environment(raw, expected) -> None:
+    values, unset = (
+        ({}, ["MIXLLM_ENCODER_THREADS"]) if raw is None else ({"MIXLLM_ENCODER_THREADS": raw}, [])
+    )
+    with patched_env(values, unset):
+        assert ServiceSettings.from_env().encoder_threads == expected
+
+
+@pytest.mark.parametrize("raw", ["-1", "two", "1.5"])
+def test_serve_refuses_bad_encoder_threads_in_one_line(capsys, raw) -> None:
+    import typer
+
+    from flows.service_cli import check_settings
+
+    with patched_env({"MIXLLM_ENCODER_THREADS": raw}):
+        with pytest.raises(ConfigError, match="MIXLLM_ENCODER_THREADS"):
+            ServiceSettings.from_env()
+        with pytest.raises(typer.Exit) as exit_:
+            check_settings()
+    assert exit_.value.exit_code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: MIXLLM_ENCODER_THREADS") and err.count("\n") == 1, err
