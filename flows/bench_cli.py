@@ -223,7 +223,9 @@ def benchmark_service(
         "route": {f"c{LOW}": low.to_dict(), f"c{HIGH}": high.to_dict()},
         "route_embeddings_cached": {f"c{HIGH}": cached.to_dict()},
         "embedding": emb,
-        "capacity": capacity(emb, cached, os.cpu_count() or 1),
+        "capacity": capacity(
+            emb, cached, os.cpu_count() or 1, int(os.environ.get("MIXLLM_WORKERS", "1"))
+        ),
         "ratio_route_p50_to_embedding_p50": None if ratio is None else round(ratio, 3),
         "durability": {"n": durability, **dur._asdict()},
         "goals": goals,

@@ -65,10 +65,12 @@ def embedding_times(version: str, queries: list[str], warmup: list[str]) -> dict
 
     router, _ = registry.load_version(registry.MODEL_NAME, version)
     encoder = router.encoder_
+    threads = None
     if hasattr(encoder, "use_threads"):  # timed as the service runs it
         from mixllm.serving.settings import ServiceSettings
 
-        encoder.use_threads(ServiceSettings.from_env().encoder_threads)
+        threads = ServiceSettings.from_env().encoder_threads
+        encoder.use_threads(threads)
     backend = getattr(encoder, "backend", None)
     bare = encoder.with_backend("torch") if backend not in (None, "torch") else encoder
     times = _times(_bare_encode(bare), queries, warmup)
@@ -83,5 +85,6 @@ def embedding_times(version: str, queries: list[str], warmup: list[str]) -> dict
         "p99_ms": round(percentile(times, 99), 3),
         "served_backend_p50_ms": round(percentile(served, 50), 3),
         "served_backend_cpu_ms": round(served_cpu_ms, 3),
+        "served_encoder_threads": threads,  # None: ONNX Runtime's default, one per core
         "cache_dir_configured": router.cfg.encoder.cache_dir,
     }

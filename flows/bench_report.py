@@ -27,15 +27,22 @@ def goals_met(
     }
 
 
-def capacity(emb: dict[str, Any], cached: Any, cpus: int) -> dict[str, float | None]:
-    """What bounds fresh-query throughput on this machine: the served encoder's CPU per query
-    (``emb["served_backend_cpu_ms"]``) caps it at ``cpus`` x 1000 / that, with nothing else
-    running; ``cached`` (the HIGH run repeated with every embedding in the service's memory)
-    is serving without the encoder, the load generator sharing the same CPUs."""
+def capacity(
+    emb: dict[str, Any], cached: Any, cpus: int, workers: int = 1
+) -> dict[str, float | None]:
+    """What bounds fresh-query throughput on this machine. Each worker encodes in one batcher
+    thread on a session of ``emb["served_encoder_threads"]`` threads (None: one per CPU), so
+    the encoder alone caps it at min(cpus, workers x threads) x 1000 / the served encoder's
+    CPU ms per single query (batches cost a little less per query); ``cached`` (the HIGH run
+    repeated with every embedding in the service's memory) is serving without the encoder,
+    the load generator sharing the same CPUs."""
     cpu_ms = emb.get("served_backend_cpu_ms")
-    encoder_rps = cpus * 1000.0 / cpu_ms if cpu_ms else None
+    threads = emb.get("served_encoder_threads") or cpus
+    parallel = min(cpus, workers * threads)
+    encoder_rps = parallel * 1000.0 / cpu_ms if cpu_ms else None
     return {
         "cpus": cpus,
+        "encoder_parallelism": parallel,
         "encoder_cpu_ms_per_query": cpu_ms,
         "encoder_only_max_rps": None if encoder_rps is None else round(encoder_rps, 1),
         "serving_without_encoder_rps": round(cached.throughput_rps, 1),
@@ -141,9 +148,11 @@ def _capacity_lines(cap: dict[str, Any] | None) -> list[str]:
         return []
     return [
         f"What bounds throughput here: the served encoder uses "
-        f"{cap['encoder_cpu_ms_per_query']:.1f} ms of CPU per query (all its threads), so on "
-        f"{cap['cpus']} CPUs encoding alone caps fresh queries at "
-        f"{cap['encoder_only_max_rps']:.0f} req/s with nothing else running; serving without "
+        f"{cap['encoder_cpu_ms_per_query']:.1f} ms of CPU per single query (all its threads; "
+        f"batches cost a little less per query) and runs on "
+        f"{cap.get('encoder_parallelism', cap['cpus'])} of the {cap['cpus']} CPUs at once, so "
+        f"encoding alone caps fresh queries at about {cap['encoder_only_max_rps']:.0f} req/s "
+        f"with nothing else running; serving without "
         f"the encoder (the concurrency-{HIGH} queries sent again, embeddings cached, the load "
         f"generator on the same CPUs) reaches {cap['serving_without_encoder_rps']:.1f} req/s. "
         "Fresh-query throughput pays both on the same CPUs.",

@@ -107,7 +107,8 @@ class SentenceEncoder:
     @property
     def onnx(self) -> OnnxSentenceModel:
         """The ONNX Runtime model of a non-torch backend, exported on first use if needed."""
-        if self._onnx is None:
+        onnx = self._onnx  # one read: a concurrent use_threads may reset the field
+        if onnx is None:
             with self._lock:
                 if self._onnx is None:
                     self._onnx = load_export(
@@ -118,7 +119,8 @@ class SentenceEncoder:
                         self._load_model,
                         self.threads,
                     )
-        return self._onnx
+                onnx = self._onnx
+        return onnx
 
     def use_threads(self, threads: int | None) -> None:
         """ONNX Runtime intra-op threads for every later encode (None: its default, one per

@@ -105,11 +105,14 @@ class RoutingService:
             self.check_champion()
 
     def _prepare(self, router: Any, version: str) -> Any:
-        """A new champion, made ready to serve: the served encoder's thread count, then its
+        """A new champion, made ready to serve: the served encoder on the service's thread
+        count (the artifact's ``encoder.threads`` is a training setting) and warmed, then its
         version's shared state with the runtime changes."""
-        use_threads = getattr(getattr(router, "encoder_", None), "use_threads", None)
-        if use_threads is not None:
-            use_threads(self.settings.encoder_threads)
+        encoder = getattr(router, "encoder_", None)
+        if hasattr(encoder, "use_threads"):
+            encoder.use_threads(self.settings.encoder_threads)
+            # build the session with those threads now, not on the first request
+            encoder.encode(["warm-up"], cache=False)
         return self.state.prepare(router, version)
 
     @property

@@ -345,7 +345,7 @@ def test_render_section_reports_numbers_and_goals(fake: FakeService) -> None:
             "cache_dir_configured": None,
         },
         "route_embeddings_cached": {"c16": low.to_dict()},
-        "capacity": capacity({"served_backend_cpu_ms": 8.0}, low, 2),
+        "capacity": capacity({"served_backend_cpu_ms": 8.0, "served_encoder_threads": 1}, low, 2),
         "ratio_route_p50_to_embedding_p50": 2.5,
         "durability": {"n": 10, **durability._asdict()},
         "goals": {"p50_c1": True, "rps_c16": False, "durability": durability.ok(10)},
@@ -365,9 +365,11 @@ def test_render_section_reports_numbers_and_goals(fake: FakeService) -> None:
     assert "5 -> 15 (+10)" in text and "**2.50**" in text
     assert f"| 1 replica, 1 worker | 4 | 0 | {high.p50_ms:.1f} |" in text
     assert "online state shared on Redis" in text
-    # what bounds throughput: encoder CPU (2 CPUs x 1000 / 8 ms = 250 req/s) and serving alone
+    # what bounds throughput: one worker's 1-thread encoder (1 x 1000 / 8 ms = 125 req/s on
+    # 2 CPUs) and serving alone
     assert f"| 16, same queries again (embeddings cached) | 5 | 0 | {low.p50_ms:.1f} |" in text
-    assert "uses 8.0 ms of CPU per query" in text and "at 250 req/s" in text
+    assert "uses 8.0 ms of CPU per single query" in text and "runs on 1 of the 2 CPUs" in text
+    assert "at about 125 req/s" in text
     assert f"reaches {low.throughput_rps:.1f} req/s" in text
 
 
