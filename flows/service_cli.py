@@ -102,12 +102,14 @@ def check_host(host: str) -> None:
 
 
 def check_settings() -> None:
-    """Exit 2 with one line unless every MIXLLM_* service setting parses: a bad value would
-    otherwise crash every BentoML worker with a traceback."""
+    """Exit 2 with one line unless every numeric MIXLLM_* service setting (ServiceSettings,
+    and MIXLLM_WORKERS) parses and is in range: a bad value would otherwise crash every
+    BentoML worker with a traceback, or be silently replaced by its default."""
     from mixllm.core.errors import ConfigError
-    from mixllm.serving.settings import ServiceSettings
+    from mixllm.serving.settings import ServiceSettings, env_number
 
     try:
+        env_number("MIXLLM_WORKERS", 1, 1, 64, integer=True)
         ServiceSettings.from_env()
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)

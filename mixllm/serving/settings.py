@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass
 
 from mixllm.core.errors import ConfigError
@@ -31,12 +33,41 @@ def max_prompt_chars() -> int:
         return DEFAULT_MAX_PROMPT_CHARS
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
 def env_float(name: str, default: float) -> float:
     """$``name`` as a number, ``default`` when unset; ConfigError when it is not a number."""
+    return env_number(name, default)
+
+
+def env_number(
+    name: str,
+    default: float,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    integer: bool = False,
+) -> float:
+    """$``name`` as a number in [``low``, ``high``] (a whole one if ``integer``); ``default``
+    when unset or blank; ConfigError naming the variable and the range otherwise."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    kind = "a whole number" if integer else "a number"
+    text = raw.strip()
     try:
-        return float(os.environ.get(name, default))
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {os.environ.get(name)!r}") from exc
+        # float() and int() also take "1_0", "nan" and "inf": the pattern keeps plain numbers
+        value = float(text) if _NUMBER.fullmatch(text) else math.nan
+    except ValueError:
+        value = math.nan
+    if integer and math.isfinite(value) and not _INTEGER.fullmatch(text):
+        value = math.nan
+    if not (math.isfinite(value) and low <= value <= high):
+        bounds = f"in [{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
+        raise ConfigError(f"{name} must be {kind} {bounds}, got {raw!r}")
+    return value
 
 
 @dataclass
@@ -59,6 +90,9 @@ class ServiceSettings:
     # ONNX Runtime threads of the served encoder (None: one per core). One: under load the
     # requests keep the cores busy, and idle session threads spin, taking CPU from them.
     encoder_threads: int | None = 1
+    # checked at start (`mixllm serve` refuses bad values); each request reads the variables
+    max_query_chars: int = DEFAULT_MAX_QUERY_CHARS
+    max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -71,27 +105,31 @@ class ServiceSettings:
             state_url=env.get("MIXLLM_STATE_URL") or None,
             state_namespace=env.get("MIXLLM_STATE_NAMESPACE") or cls.state_namespace,
             backends_path=env.get("MIXLLM_BACKENDS") or None,
-            poll_s=env_float("MIXLLM_CHAMPION_POLL_S", cls.poll_s),
-            retrain_threshold=int(env_float("MIXLLM_RETRAIN_THRESHOLD", cls.retrain_threshold)),
-            retrain_min_gap_s=env_float("MIXLLM_RETRAIN_MIN_GAP_S", cls.retrain_min_gap_s),
+            poll_s=env_number("MIXLLM_CHAMPION_POLL_S", cls.poll_s, 0),
+            retrain_threshold=int(
+                env_number("MIXLLM_RETRAIN_THRESHOLD", cls.retrain_threshold, 0, integer=True)
+            ),
+            retrain_min_gap_s=env_number("MIXLLM_RETRAIN_MIN_GAP_S", cls.retrain_min_gap_s, 0),
             retrain_deployment=env.get("MIXLLM_RETRAIN_DEPLOYMENT", cls.retrain_deployment),
-            batch_max=int(env_float("MIXLLM_BATCH_MAX", cls.batch_max)),
-            batch_wait_ms=env_float("MIXLLM_BATCH_WAIT_MS", cls.batch_wait_ms),
-            embed_cache_size=int(env_float("MIXLLM_EMBED_CACHE_SIZE", cls.embed_cache_size)),
-            encoder_threads=_threads(env.get("MIXLLM_ENCODER_THREADS"), cls.encoder_threads),
+            batch_max=int(env_number("MIXLLM_BATCH_MAX", cls.batch_max, 1, 1024, integer=True)),
+            batch_wait_ms=env_number("MIXLLM_BATCH_WAIT_MS", cls.batch_wait_ms, 0, 1000),
+            embed_cache_size=int(
+                env_number("MIXLLM_EMBED_CACHE_SIZE", cls.embed_cache_size, 0, integer=True)
+            ),
+            encoder_threads=_threads(cls.encoder_threads),
+            max_query_chars=int(
+                env_number(MAX_QUERY_CHARS_ENV, DEFAULT_MAX_QUERY_CHARS, 1, integer=True)
+            ),
+            max_prompt_chars=int(
+                env_number(MAX_PROMPT_CHARS_ENV, DEFAULT_MAX_PROMPT_CHARS, 1, integer=True)
+            ),
         )
 
 
-def _threads(raw: str | None, default: int | None) -> int | None:
-    """MIXLLM_ENCODER_THREADS: a count >= 1, or 0 for ONNX Runtime's default (None)."""
-    if raw is None or not raw.strip():
+def _threads(default: int | None) -> int | None:
+    """MIXLLM_ENCODER_THREADS: a count from 1 to 256, or 0 for ONNX Runtime's default (one
+    per physical core: None)."""
+    value = env_number("MIXLLM_ENCODER_THREADS", -1, 0, 256, integer=True)
+    if value < 0:  # unset or blank
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ConfigError(
-            f"MIXLLM_ENCODER_THREADS must be a whole number >= 0 (0: one per core), got {raw!r}"
-        )
-    return value or None
+    return int(value) or None

@@ -63,7 +63,7 @@ def quality_section(
         *in_domain(router, train, test, Path(out_dir), n_boot),
         *fidelity(router, cfg, prices, train, test),
         *out_of_domain(data, cfg, Path(out_dir)),
-        *_nested(TAGS_SECTION, tag_choices(data, cfg)),
+        *_nested(TAGS_SECTION, tag_choices(data, cfg, limit)),
     ]
     return "\n".join(parts)
 
@@ -315,17 +315,25 @@ TAG_CHOICES = {
 }
 
 
-def tag_choices(data: RoutingData, cfg: MixLLMConfig) -> list[str]:
-    """Leave-one-task-out APGR of MixLLM for each way of tagging (``TAG_CHOICES``)."""
+def tag_choices(data: RoutingData, cfg: MixLLMConfig, limit: int | None = None) -> list[str]:
+    """Leave-one-task-out APGR of MixLLM for each way of tagging (``TAG_CHOICES``);
+    ``limit``: ``data`` is a sample of that many queries, and the text says so."""
     from mixllm.evaluation.evaluate import router_outputs
 
     src = data.queries["source"].to_numpy()
     tasks = list(dict.fromkeys(src.tolist()))
+    sample = (
+        f" **Smoke run on a seeded sample of {len(data)} queries (`--limit {limit}`): not a "
+        "result.**"
+        if limit
+        else ""
+    )
     lines = [
         "### Tags: leave one task out, per tagging choice",
         "",
-        "MixLLM alone, trained on two tasks and tested on the third (encoder not "
-        "fine-tuned, as above); APGR as above.",
+        f"MixLLM alone, trained on two tasks and tested on the third ({len(data)} queries; "
+        f"encoder `{cfg.encoder.backend}` at {cfg.encoder.max_seq_length} tokens, not "
+        f"fine-tuned, as above); APGR as above.{sample}",
         "",
         *_fold_table_head("tagger", tasks),
     ]
@@ -353,13 +361,18 @@ def write_tags_section(
     from mixllm.tools.sections import markers, upsert_section
 
     out = Path(out)
-    if not out.exists() or markers(TAGS_SECTION)[0] not in out.read_text():
+    if not out.exists():
+        raise ConfigError(f"{out} does not exist: run `mixllm benchmark` first")
+    text = out.read_text()
+    missing = [m for m in (*markers("quality"), *markers(TAGS_SECTION)) if m not in text]
+    if missing:
         raise ConfigError(
-            f"{out} has no {markers(TAGS_SECTION)[0]} section to refresh: run "
-            "`mixllm benchmark --only quality` first (it writes the whole quality section)"
+            f"{out} has no {missing[0]} marker, so no tags section inside the quality section "
+            "to refresh: run `mixllm benchmark --only quality` first (it writes the whole "
+            "quality section)"
         )
     cfg = config or MixLLMConfig()
-    lines = tag_choices(_load_sample(data_path, limit), cfg)
+    lines = tag_choices(_load_sample(data_path, limit), cfg, limit)
     return upsert_section(out, TAGS_SECTION, "\n".join(lines))
 
 

@@ -50,7 +50,7 @@ def test_encoder_threads_from_the_environment(raw, expected) -> None:
         assert ServiceSettings.from_env().encoder_threads == expected
 
 
-@pytest.mark.parametrize("raw", ["-1", "two", "1.5"])
+@pytest.mark.parametrize("raw", ["-1", "two", "1.5", "1_0", "100000", "nan"])
 def test_serve_refuses_bad_encoder_threads_in_one_line(capsys, raw) -> None:
     import typer
 
@@ -64,3 +64,28 @@ def test_serve_refuses_bad_encoder_threads_in_one_line(capsys, raw) -> None:
     assert exit_.value.exit_code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: MIXLLM_ENCODER_THREADS") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("MIXLLM_WORKERS", "two"),
+        ("MIXLLM_WORKERS", "0"),
+        ("MIXLLM_BATCH_MAX", "-3"),
+        ("MIXLLM_BATCH_MAX", "1.5"),
+        ("MIXLLM_CHAMPION_POLL_S", "nan"),
+        ("MIXLLM_EMBED_CACHE_SIZE", "-5"),
+        ("MIXLLM_MAX_QUERY_CHARS", "abc"),
+    ],
+)
+def test_serve_refuses_any_bad_numeric_setting_in_one_line(capsys, name, raw) -> None:
+    """Each used to crash every worker with a traceback or fall back to its default."""
+    import typer
+
+    from flows.service_cli import check_settings
+
+    with patched_env({name: raw}), pytest.raises(typer.Exit) as exit_:
+        check_settings()
+    assert exit_.value.exit_code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {name} must be") and err.count("\n") == 1, err

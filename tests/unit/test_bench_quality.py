@@ -40,13 +40,40 @@ def test_only_tags_rewrites_just_its_nested_section(tmp_path) -> None:
     assert "### Tags: leave one task out" in inner
     for label in TAG_CHOICES:  # one APGR row per tagging choice, one column per held-out task
         assert f"| {label} |" in inner
+    assert "Smoke run" not in inner  # the whole data: a result
     assert text.index(end) < text.index("<!-- quality:end -->")
 
 
-def test_only_tags_without_the_quality_section_names_the_fix(tmp_path) -> None:
+def test_a_limited_tags_run_says_it_is_a_smoke_run(tmp_path) -> None:
     out = tmp_path / "BENCHMARKS.md"
-    out.write_text("# MixLLM benchmarks\n\nthe main tables\n")
+    start, end = markers(TAGS_SECTION)
+    out.write_text(f"<!-- quality:start -->\n{start}\nold\n{end}\n<!-- quality:end -->\n")
+    result = CliRunner().invoke(app, [*_args(tmp_path, out), "--limit", "150"])
+    assert result.exit_code == 0, result.output
+    assert "Smoke run on a seeded sample of 150 queries (`--limit 150`): not a result" in (
+        out.read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# MixLLM benchmarks\n\nthe main tables\n",
+        # the tags markers alone, outside any quality section
+        f"# MixLLM benchmarks\n\n{markers(TAGS_SECTION)[0]}\nx\n{markers(TAGS_SECTION)[1]}\n",
+    ],
+)
+def test_only_tags_without_the_quality_section_names_the_fix(tmp_path, text) -> None:
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text(text)
     result = CliRunner().invoke(app, _args(tmp_path, out))
     assert result.exit_code == 2
     assert "--only quality" in result.output and "Traceback" not in result.output
-    assert out.read_text() == "# MixLLM benchmarks\n\nthe main tables\n"
+    assert out.read_text() == text
+
+
+def test_only_tags_on_a_missing_file_says_so(tmp_path) -> None:
+    out = tmp_path / "absent.md"
+    result = CliRunner().invoke(app, _args(tmp_path, out))
+    assert result.exit_code == 2 and "does not exist" in result.output
+    assert not out.exists()
