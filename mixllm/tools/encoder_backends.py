@@ -154,8 +154,9 @@ def render_section(results: dict[str, Any], command: str, note: str = "") -> str
         f"{results['n_test']} held-out RouterBench queries. Quality and cost at the default "
         f"budget; quality difference to the reference (`{ref}`) with a paired bootstrap 95 % "
         "interval over queries; agreement = share of queries routed to the same LLM as the "
-        "reference; embedding = one uncached query in process: wall p50, and CPU per query "
-        "over all threads (what bounds a busy service). Measured by",
+        "reference; embedding = one uncached query in process on ONNX Runtime's default "
+        "threads (one per core): wall p50, and CPU per query over all threads (what bounds a "
+        "busy service; the service runs one thread, see the Service section). Measured by",
         "",
         "```bash",
         command,
