@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -36,31 +35,13 @@ def _bare_encode(encoder: Any) -> Callable[[str], Any]:
     return lambda q: encoder.encode([q])
 
 
-def _times(encode: Callable[[str], Any], queries: list[str], warmup: list[str]) -> list[float]:
-    for q in warmup:  # loads the model, first-call allocations
-        encode(q)
-    times = []
-    for q in queries:
-        t0 = time.perf_counter()
-        encode(q)
-        times.append((time.perf_counter() - t0) * 1000)
-    return times
-
-
-def _cpu_ms_per_call(encode: Callable[[str], Any], queries: list[str]) -> float:
-    """Process CPU time (ms, every thread: ONNX Runtime's pool included) per single query."""
-    start = time.process_time()
-    for q in queries:
-        encode(q)
-    return (time.process_time() - start) * 1000 / max(1, len(queries))
-
-
 def embedding_times(version: str, queries: list[str], warmup: list[str]) -> dict[str, Any]:
     """Load champion ``version``'s router in process and time single uncached queries (ms):
     the baseline with its weights in the bare sentence-transformers (torch) model, and the
     encoder backend the router serves with, on the service's encoder threads (wall p50, and
     CPU per query: what bounds throughput once every core is busy)."""
     from mixllm.registry import stores as registry
+    from mixllm.tools.encoder_backends import single_query_times
     from mixllm.tools.loadtest import percentile
 
     router, _ = registry.load_version(registry.MODEL_NAME, version)
@@ -73,9 +54,12 @@ def embedding_times(version: str, queries: list[str], warmup: list[str]) -> dict
         encoder.use_threads(threads)
     backend = getattr(encoder, "backend", None)
     bare = encoder.with_backend("torch") if backend not in (None, "torch") else encoder
-    times = _times(_bare_encode(bare), queries, warmup)
-    served = times if bare is encoder else _times(_bare_encode(encoder), queries, warmup)
-    served_cpu_ms = _cpu_ms_per_call(_bare_encode(encoder), queries)
+    times, cpu_ms = single_query_times(_bare_encode(bare), queries, warmup)
+    served, served_cpu_ms = (
+        (times, cpu_ms)
+        if bare is encoder
+        else single_query_times(_bare_encode(encoder), queries, warmup)
+    )
     return {
         "encoder": type(encoder).__name__,
         "backend": backend,

@@ -37,11 +37,6 @@ _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _INTEGER = re.compile(r"[+-]?\d+")
 
 
-def env_float(name: str, default: float) -> float:
-    """$``name`` as a number, ``default`` when unset; ConfigError when it is not a number."""
-    return env_number(name, default)
-
-
 def env_number(
     name: str,
     default: float,
@@ -57,11 +52,8 @@ def env_number(
         return default
     kind = "a whole number" if integer else "a number"
     text = raw.strip()
-    try:
-        # float() and int() also take "1_0", "nan" and "inf": the pattern keeps plain numbers
-        value = float(text) if _NUMBER.fullmatch(text) else math.nan
-    except ValueError:
-        value = math.nan
+    # float() and int() also take "1_0", "nan" and "inf": the pattern keeps plain numbers
+    value = float(text) if _NUMBER.fullmatch(text) else math.nan
     if integer and math.isfinite(value) and not _INTEGER.fullmatch(text):
         value = math.nan
     if not (math.isfinite(value) and low <= value <= high):
