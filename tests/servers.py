@@ -43,13 +43,13 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float, log: Path) 
     raise RuntimeError(f"{url} not healthy after {timeout_s}s:\n{log.read_text()[-4000:]}")
 
 
-def stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen, grace_s: float = 30) -> None:
     """Stop a server started with start_new_session=True: its process group, by its PID."""
     if proc.poll() is not None:
         return
     os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=30)
+        proc.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
@@ -63,8 +63,10 @@ def running(
     log: Path,
     health_url: str,
     timeout_s: float = 120,
+    grace_s: float = 30,
 ) -> Iterator[subprocess.Popen]:
-    """Run ``cmd`` (output to ``log``) until the block ends, once ``health_url`` answers 200."""
+    """Run ``cmd`` (output to ``log``) until the block ends, once ``health_url`` answers 200;
+    then SIGTERM, and SIGKILL after ``grace_s``."""
     with open(log, "w") as out:
         proc = subprocess.Popen(
             list(cmd), env=dict(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -73,7 +75,7 @@ def running(
         wait_healthy(health_url, proc, timeout_s, log)
         yield proc
     finally:
-        stop(proc)
+        stop(proc, grace_s)
 
 
 @contextmanager

@@ -123,19 +123,27 @@ def _json_float(x: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def load_router(path: str | Path) -> Any:
-    """Load a saved router directory (the model's artifact)."""
+# ``mlflow.pyfunc.load_model(..., model_config={ENCODER_THREADS: n})``: the loaded router's
+# encoder threads (n; 0 = ONNX Runtime's default), not the saved training setting.
+ENCODER_THREADS = "encoder_threads"
+
+
+def load_router(path: str | Path, encoder_threads: int | None = None) -> Any:
+    """Load a saved router directory (the model's artifact); ``encoder_threads`` as in
+    ``MixLLMRouter.load``."""
     from mixllm.routing.router import MixLLMRouter
 
-    return MixLLMRouter.load(path)
+    return MixLLMRouter.load(path, encoder_threads=encoder_threads)
 
 
 class RouterPyfunc(PythonModel):
     """MLflow pyfunc wrapper of a saved MixLLMRouter (pickled by reference to this name)."""
 
     def load_context(self, context: Any) -> None:
-        """Load the router from the model's ``router`` artifact."""
-        self.router = load_router(context.artifacts[ARTIFACT_KEY])
+        """Load the router from the model's ``router`` artifact (``model_config`` may set
+        ``ENCODER_THREADS``)."""
+        config = getattr(context, "model_config", None) or {}
+        self.router = load_router(context.artifacts[ARTIFACT_KEY], config.get(ENCODER_THREADS))
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict | None = None
@@ -210,7 +218,16 @@ def log_router_dir(
         input_example=input_example(example_queries),
         pip_requirements=requirements(),
         metadata={"mixllm_version": _mixllm_version(), **(extra_metadata or {})},
+        # MLflow lets a loader override only the keys logged here
+        model_config={ENCODER_THREADS: _trained_threads(Path(router_dir))},
     )
+
+
+def _trained_threads(router_dir: Path) -> int:
+    """The saved ``encoder.threads`` as a model-config value (0: ONNX Runtime's default)."""
+    from mixllm.core.config import MixLLMConfig
+
+    return MixLLMConfig.from_yaml(router_dir / "config.yaml").encoder.threads or 0
 
 
 def _mixllm_version() -> str:

@@ -180,12 +180,16 @@ def feedback_watermark(name: str = MODEL_NAME, uri: str | None = None) -> str | 
     return client(uri).get_model_version(name, version).tags.get(TAG_WATERMARK)
 
 
-def load_version(name: str, version: str, uri: str | None = None) -> tuple[Any, str]:
-    """The MixLLMRouter registered as ``name`` version ``version``."""
+def load_version(
+    name: str, version: str, uri: str | None = None, encoder_threads: int | None = None
+) -> tuple[Any, str]:
+    """The MixLLMRouter registered as ``name`` version ``version``; ``encoder_threads``: its
+    encoder's ONNX Runtime threads where it is loaded (0: one per core; None: as trained)."""
     configure(uri)
-    from mixllm.registry.pyfunc import unwrap_router
+    from mixllm.registry.pyfunc import ENCODER_THREADS, unwrap_router
 
-    model = mlflow_module().pyfunc.load_model(f"models:/{name}/{version}")
+    config = None if encoder_threads is None else {ENCODER_THREADS: int(encoder_threads)}
+    model = mlflow_module().pyfunc.load_model(f"models:/{name}/{version}", model_config=config)
     return unwrap_router(model), str(version)
 
 

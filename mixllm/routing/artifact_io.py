@@ -127,9 +127,14 @@ def read_meta(path: str | Path) -> dict:
 
 
 def load_router(
-    path: str | Path, cache_dir: str | Path | None = None
+    path: str | Path, cache_dir: str | Path | None = None, encoder_threads: int | None = None
 ) -> tuple[TrainedRouter, OnlineState | None]:
-    """Load what ``save_router`` wrote: the trained router and the state snapshot, if any."""
+    """Load what ``save_router`` wrote: the trained router and the state snapshot, if any.
+
+    ``encoder_threads`` overrides the saved ``encoder.threads`` (a training setting) for
+    where the router is loaded: n ONNX Runtime threads, 0 its default (one per core), None
+    as saved. Given at load, the session is built once, with the threads it will serve on.
+    """
     path = Path(path)
     meta = read_meta(path)
     try:
@@ -141,7 +146,7 @@ def load_router(
             path / "encoder",
             cache_dir=cache_dir or training_cache_dir(config),
             backend=config.encoder.backend,
-            threads=config.encoder.threads,
+            threads=config.encoder.threads if encoder_threads is None else encoder_threads or None,
         )
         tagger = tagger_from_dict(yaml.safe_load((path / "tagger.yaml").read_text()))
         model = TrainedRouter(

@@ -375,9 +375,11 @@ class MixLLMRouter:
         path: str | Path,
         cache_dir: str | Path | None = None,
         store: StateStore | None = None,
+        encoder_threads: int | None = None,
     ) -> MixLLMRouter:
-        """Load a router written by ``save``; raises ``NotFittedError`` naming the problem."""
-        model, state = artifact_io.load_router(path, cache_dir)
+        """Load a router written by ``save``; raises ``NotFittedError`` naming the problem.
+        ``encoder_threads``: see ``artifact_io.load_router``."""
+        model, state = artifact_io.load_router(path, cache_dir, encoder_threads)
         return cls.serving(model, store=store, state=state)
 
 

@@ -55,9 +55,17 @@ class ChampionSource(Protocol):
 class RegistrySource:
     """The ``champion`` alias of a model in the MLflow registry."""
 
-    def __init__(self, model_name: str = "mixllm-router", uri: str | None = None) -> None:
+    def __init__(
+        self,
+        model_name: str = "mixllm-router",
+        uri: str | None = None,
+        encoder_threads: int | None = None,
+    ) -> None:
         self.model_name = model_name
         self.uri = uri
+        self.encoder_threads = (
+            encoder_threads  # loaded on these (0: one per core; None: as trained)
+        )
 
     def current_version(self) -> str | None:
         """Version aliased champion (RegistryError if the store is unreachable)."""
@@ -69,7 +77,7 @@ class RegistrySource:
         """Load a registered version's router."""
         from mixllm.registry import stores as registry
 
-        return registry.load_version(self.model_name, version, self.uri)[0]
+        return registry.load_version(self.model_name, version, self.uri, self.encoder_threads)[0]
 
     def watermark(self, version: str) -> str | None:
         """The version's feedback watermark tag."""
@@ -132,9 +140,11 @@ def check_router(router: Any) -> None:
 class ChampionSlot:
     """The champion serving now, swapped for the source's champion whenever that changes.
 
-    ``prepare(router, version)`` runs on a freshly loaded router under ``swap_lock``, just
-    before the swap, and returns the router to serve (the service puts it on the shared
-    online state of that version and re-applies the runtime candidate changes there).
+    ``ready(router)`` runs first on a freshly loaded router, outside any lock (slow work such
+    as warming its encoder must not hold up candidate changes). ``prepare(router, version)``
+    then runs under ``swap_lock``, just before the swap, and returns the router to serve (the
+    service puts it on the shared online state of that version and re-applies the runtime
+    candidate changes there).
     """
 
     def __init__(
@@ -143,6 +153,7 @@ class ChampionSlot:
         *,
         prepare: Callable[[Any, str], Any],
         swap_lock: AbstractContextManager[Any],
+        ready: Callable[[Any], None] | None = None,
         retry_failed_s: float = 60.0,
         last_loaded: LastLoaded | None = None,
     ) -> None:
@@ -151,6 +162,7 @@ class ChampionSlot:
         self.retry_failed_s = retry_failed_s
         self.status: dict[str, Any] = {"state": "not loaded", "error": None}
         self._prepare = prepare
+        self._ready = ready
         self._swap_lock = swap_lock
         self._champion: Champion | None = None
         self._failed: dict[str, float] = {}  # version -> when it failed to load
@@ -227,6 +239,8 @@ class ChampionSlot:
         self, router: Any, version: str, watermark: str | None, *, fallback: bool = False
     ) -> None:
         current = self._champion.version if self._champion else None
+        if self._ready is not None:
+            self._ready(router)
         with self._swap_lock:  # no candidate change may slip between prepare and swap
             router = self._prepare(router, version)
             self._champion = Champion(router, version, watermark)

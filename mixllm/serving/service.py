@@ -64,10 +64,16 @@ class RoutingService:
         self.batcher = EncodeBatcher(s.batch_max, s.batch_wait_ms, self.embeddings)
         swap_lock = threading.Lock()  # candidate changes vs. the swap
         self.slot = ChampionSlot(
-            source or RegistrySource(s.model_name, s.tracking_uri),
+            source
+            or RegistrySource(
+                s.model_name,
+                s.tracking_uri,
+                0 if s.encoder_threads is None else s.encoder_threads,
+            ),
             # a new champion: on its version's shared state, with the runtime changes
-            prepare=self._prepare,
+            prepare=self.state.prepare,
             swap_lock=swap_lock,
+            ready=self._ready,
             retry_failed_s=max(60.0, 10 * s.poll_s),
             last_loaded=LastLoaded(mixllm_home() / "service" / f"last-loaded-{s.model_name}.json"),
         )
@@ -104,16 +110,14 @@ class RoutingService:
         if load:
             self.check_champion()
 
-    def _prepare(self, router: Any, version: str) -> Any:
-        """A new champion, made ready to serve: the served encoder on the service's thread
-        count (the artifact's ``encoder.threads`` is a training setting) and warmed, then its
-        version's shared state with the runtime changes."""
+    def _ready(self, router: Any) -> None:
+        """A new champion's served encoder on the service's thread count (the artifact's
+        ``encoder.threads`` is a training setting), warmed now rather than on the first
+        request. Runs before the swap lock is taken."""
         encoder = getattr(router, "encoder_", None)
         if hasattr(encoder, "use_threads"):
             encoder.use_threads(self.settings.encoder_threads)
-            # build the session with those threads now, not on the first request
             encoder.encode(["warm-up"], cache=False)
-        return self.state.prepare(router, version)
 
     @property
     def source(self) -> ChampionSource:

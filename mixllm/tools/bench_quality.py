@@ -47,11 +47,15 @@ def quality_section(
     limit: int | None = None,
     n_boot: int = 300,
     router: MixLLMRouter | None = None,
+    peers: Sequence[str] = PEERS,
+    runtime_llm: str = RUNTIME_LLM,
 ) -> str:
     """Run every quality measurement on ``data_path`` (RouterBench) and return markdown.
 
     ``router``: one already trained on this split with the training-row prices (else
-    trained here).
+    trained here). ``peers``: the baselines compared (default: all, at their published
+    configurations). ``runtime_llm``: the LLM left out of training and added while serving
+    in the budget-fidelity table.
     """
     cfg = config or MixLLMConfig()
     data = _load_sample(data_path, limit)
@@ -60,9 +64,9 @@ def quality_section(
     router = router or MixLLMRouter(cfg, prices=prices).fit(train)
     parts = [
         *header(len(train), len(test), cfg, n_boot),
-        *in_domain(router, train, test, Path(out_dir), n_boot),
-        *fidelity(router, cfg, prices, train, test),
-        *out_of_domain(data, cfg, Path(out_dir)),
+        *in_domain(router, train, test, Path(out_dir), n_boot, peers),
+        *fidelity(router, cfg, prices, train, test, runtime_llm=runtime_llm),
+        *out_of_domain(data, cfg, Path(out_dir), peers),
         *_nested(TAGS_SECTION, tag_choices(data, cfg, limit)),
     ]
     return "\n".join(parts)
@@ -118,10 +122,15 @@ def _scored(run: EvaluationRun):
 
 
 def in_domain(
-    router: MixLLMRouter, train: RoutingData, test: RoutingData, out_dir: Path, n_boot: int
+    router: MixLLMRouter,
+    train: RoutingData,
+    test: RoutingData,
+    out_dir: Path,
+    n_boot: int,
+    peers: Sequence[str] = PEERS,
 ) -> list[str]:
     """Peers table with both AIQ conventions and quality at each budget, with intervals."""
-    run = collect_outputs(router, train, test, progress=False)
+    run = collect_outputs(router, train, test, progress=False, peers=list(peers))
     report = _scored(run)
     plot = report.plot_pareto(out_dir / "pareto_quality.png", title="Held-out split, all peers")
     ref_j = run.test.llms.index(report.reference_llm)
@@ -180,27 +189,28 @@ def fidelity(
     train: RoutingData,
     test: RoutingData,
     live: MixLLMRouter | None = None,
+    runtime_llm: str = RUNTIME_LLM,
 ) -> list[str]:
     """Budget-fidelity table: every pair with the reference, all LLMs, an LLM added live.
 
-    ``live``: a router already trained on ``train`` without ``RUNTIME_LLM`` (else trained).
+    ``live``: a router already trained on ``train`` without ``runtime_llm`` (else trained).
     """
     ref = router.reference_llm_
     sets = {"all": None} | {f"{ref} + {m}": [ref, m] for m in router.llms_ if m != ref}
     rows = budget_fidelity(router, test, sets, FIDELITY_BUDGETS)
-    runtime_note = f"`{RUNTIME_LLM}` not in the data: no runtime-added LLM case."
-    if RUNTIME_LLM in train.llms and ref != RUNTIME_LLM:
-        without = train.select_llms([m for m in train.llms if m != RUNTIME_LLM])
+    runtime_note = f"`{runtime_llm}` not in the data: no runtime-added LLM case."
+    if runtime_llm in train.llms and ref != runtime_llm:
+        without = train.select_llms([m for m in train.llms if m != runtime_llm])
         live = live or MixLLMRouter(cfg, prices=prices).fit(without)
-        spec = prices[RUNTIME_LLM]
-        live.add_llm(RUNTIME_LLM, input_price=spec.input_price, output_price=spec.output_price)
+        spec = prices[runtime_llm]
+        live.add_llm(runtime_llm, input_price=spec.input_price, output_price=spec.output_price)
         added = {
-            f"all + {RUNTIME_LLM} added at runtime": None,
-            f"{ref} + {RUNTIME_LLM} added at runtime": [ref, RUNTIME_LLM],
+            f"all + {runtime_llm} added at runtime": None,
+            f"{ref} + {runtime_llm} added at runtime": [ref, runtime_llm],
         }
         rows += budget_fidelity(live, test, added, FIDELITY_BUDGETS)
         runtime_note = (
-            f"The last rows: a router trained WITHOUT `{RUNTIME_LLM}`, which is then added "
+            f"The last rows: a router trained WITHOUT `{runtime_llm}`, which is then added "
             "at runtime with its price only (no outcome, no feedback): its spend is "
             "calibrated on predicted cost."
         )

@@ -50,7 +50,9 @@ def worker(
     assert f"mixllm-retrain/{name}" in out
     cmd = [str(VENV_BIN / "prefect"), "worker", "start", "--pool", pool, "--with-healthcheck"]
     log = session_env / "prefect-worker.log"
-    with running(cmd, env=env, log=log, health_url=f"http://127.0.0.1:{port}/health"):
+    # the worker outlasted a 30 s SIGTERM grace in every run (its flow runs are done by then)
+    health = f"http://127.0.0.1:{port}/health"
+    with running(cmd, env=env, log=log, health_url=health, grace_s=5):
         yield f"mixllm-retrain/{name}"
 
 

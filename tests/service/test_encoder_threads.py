@@ -41,6 +41,24 @@ def test_the_served_encoder_uses_the_service_thread_setting(
         service.stop()
 
 
+@pytest.mark.parametrize(("threads", "onnx_threads"), [(1, 1), (0, 0)])
+def test_the_registry_loads_the_encoder_on_the_served_threads(
+    mlflow_uri: str, router_dir: Path, threads: int, onnx_threads: int
+) -> None:
+    """The session the champion serves on is the one built at load (tag prototypes are
+    embedded there), not rebuilt afterwards from the training setting's session."""
+    from mixllm.serving.champion import RegistrySource
+
+    version = register_router(router_dir)
+    router = RegistrySource(encoder_threads=threads).load(version)
+    encoder = router.encoder_
+    built = encoder._onnx
+    assert built is not None  # loading embedded the tag prototypes
+    assert built.session.get_session_options().intra_op_num_threads == onnx_threads
+    encoder.use_threads(threads or None)  # what the service does next: nothing to rebuild
+    assert encoder._onnx is built
+
+
 @pytest.mark.parametrize(("raw", "expected"), [(None, 1), ("", 1), ("0", None), ("1", 1), ("3", 3)])
 def test_encoder_threads_from_the_environment(raw, expected) -> None:
     values, unset = (

@@ -120,3 +120,38 @@ def test_retraining_trigger_without_prefect_keeps_serving(client, service_env) -
     assert store.last_trigger() is not None
     assert client.post("/route", json={"query": query("mbpp", 3)}).status_code == 200
     assert health(client)["feedback_count"] >= THRESHOLD
+
+
+class _OneVersion:
+    """A champion source with one version whose router is a plain object."""
+
+    def current_version(self) -> str:
+        return "7"
+
+    def load(self, version: str) -> object:
+        return type(
+            "Router", (), {"llms_": ["a"], "all_llms_": ["a"], "encoder_": None, "tagger_": None}
+        )()
+
+    def watermark(self, version: str) -> None:
+        return None
+
+
+def test_slow_readying_of_a_new_champion_does_not_hold_the_swap_lock() -> None:
+    """Warming a new champion's encoder takes a while: candidate changes (which take the
+    swap lock) must not wait for it; only the state attachment runs under the lock."""
+    from mixllm.serving.champion import ChampionSlot
+
+    lock = threading.Lock()
+    held: dict[str, bool] = {}
+
+    def ready(router: object) -> None:
+        held["ready"] = lock.locked()
+
+    def prepare(router: object, version: str) -> object:
+        held["prepare"] = lock.locked()
+        return router
+
+    slot = ChampionSlot(_OneVersion(), prepare=prepare, swap_lock=lock, ready=ready)
+    assert slot.check() and slot.get().version == "7"
+    assert held == {"ready": False, "prepare": True}

@@ -4,7 +4,7 @@ section inside the quality section and leaves everything else alone (hash encode
 from __future__ import annotations
 
 import pytest
-from _routing import fast_config, price_table
+from _routing import LLMS, fast_config, price_table
 from test_cli import write_routerbench
 from typer.testing import CliRunner
 
@@ -77,3 +77,30 @@ def test_only_tags_on_a_missing_file_says_so(tmp_path) -> None:
     result = CliRunner().invoke(app, _args(tmp_path, out))
     assert result.exit_code == 2 and "does not exist" in result.output
     assert not out.exists()
+
+
+def test_the_quality_section_writes_every_table(tmp_path) -> None:
+    """The whole quality section (peers with intervals, budget fidelity with an LLM added at
+    runtime, out of domain, tags) end to end on tiny data, with the quick peers (each peer's
+    own fit is tested in test_peers / test_baselines); the real-data smoke test runs the
+    main sections."""
+    from mixllm.tools.bench_quality import quality_section
+
+    price_table().save(tmp_path / "prices.yaml")
+    cfg = fast_config().model_copy(update={"prices_path": str(tmp_path / "prices.yaml")})
+    data = write_routerbench(tmp_path / "bench.csv")
+    peers = ("knn", "sw_ranking", "tag_mean")
+    text = quality_section(str(data), tmp_path, cfg, n_boot=50, peers=peers, runtime_llm=LLMS[1])
+    for heading in (
+        "## Routing quality against the peers",
+        "### In domain (held-out split)",
+        "### Budget fidelity (held-out queries)",
+        "### Out of domain: train on two tasks, test on the third",
+        "### Tags: leave one task out",
+    ):
+        assert heading in text, heading
+    for router in (*peers, "mixllm", "oracle"):
+        assert f"| {router} |" in text, router
+    assert f"| all + {LLMS[1]} added at runtime " in text
+    assert "| mlp |" not in text
+    assert (tmp_path / "pareto_quality.png").stat().st_size > 10_000
