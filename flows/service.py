@@ -162,10 +162,11 @@ class MixLLMService:
     def __metrics__(self, content: str) -> str:
         return self.core.metrics_text(content)
 
-    @app.post("/route", summary="Pick the LLM for a query", responses=ERRORS)
-    def route(self, body: serving.RouteRequest) -> dict:
+    @app.post("/route", summary="Pick the LLM for a query", response_model=dict, responses=ERRORS)
+    def route(self, body: serving.RouteRequest) -> JSONResponse:
         """Chosen LLM, tags, each candidate's predicted quality/cost/latency/score."""
-        return self.core.route(body)
+        # already JSON-ready: rendered directly, not re-encoded and re-validated by FastAPI
+        return JSONResponse(self.core.route(body))
 
     @app.post(
         "/v1/chat/completions",

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -117,7 +117,6 @@ class FeedbackStore:
         # second pool whose connections run synchronous=NORMAL, on PostgreSQL a per-transaction
         # synchronous_commit=off. Feedback keeps the engine above (an fsync per commit).
         self._decision_engine = make_engine(self.url, "NORMAL") if self._sqlite else self.engine
-        self._decision_session = sessionmaker(self._decision_engine, expire_on_commit=False)
         try:
             upgrade(self.engine)
         except SQLAlchemyError as exc:
@@ -151,7 +150,7 @@ class FeedbackStore:
         once) but skips the per-commit fsync: ~0.1 ms instead of ~4 ms on the request path.
         A crash of the whole machine may lose the last decisions; feedback itself is fsynced.
         """
-        row = DecisionRow(
+        row = dict(
             request_id=request_id,
             created_at=to_naive_utc(created_at) or utcnow(),
             query=query,
@@ -164,10 +163,11 @@ class FeedbackStore:
             decision_ms=decision_ms,
         )
         try:
-            with self._decision_session() as s, s.begin():
+            # a Core insert, not an ORM unit of work: ~1 ms less on every /route
+            with self._decision_engine.begin() as conn:
                 if self.engine.dialect.name == "postgresql":  # for this transaction only
-                    s.execute(text("SET LOCAL synchronous_commit TO OFF"))
-                s.add(row)
+                    conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+                conn.execute(insert(DecisionRow), row)
         except IntegrityError as exc:
             raise InvalidRequestError(
                 f"cannot store decision {request_id}: {first_line(exc)}"
