@@ -107,3 +107,36 @@ def test_feedback_trigger_runs_the_deployment_on_a_worker(
     version = registry.current_alias_version(registry.MODEL_NAME, registry.CHAMPION)
     tags = registry.client().get_model_version(registry.MODEL_NAME, version).tags
     assert tags[registry.TAG_WATERMARK] == "4"  # trained on the 4 feedback rows
+
+
+def test_deploy_retraining_puts_its_cron_schedule_on_the_server(
+    prefect_api: str, tiny_data: Path, fast_config: Path
+) -> None:
+    """`--cron` becomes the deployment's active schedule on the Prefect server (what makes a
+    worker start the retraining every night), and a bad expression is refused in one line."""
+    from prefect import get_client
+
+    pool, name = f"mixllm-{secrets.token_hex(3)}", "nightly"
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_api,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    cli([str(VENV_BIN / "prefect"), "work-pool", "create", pool, "--type", "process"], env)
+    deploy = [sys.executable, "-m", "flows.cli", "deploy-retraining", "--pool", pool]
+    data = ["--data", str(tiny_data), "--config", str(fast_config)]
+    cli([*deploy, "--name", name, *data, "--cron", "0 3 * * *"], env)
+    with patched_env({"PREFECT_API_URL": prefect_api}), get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(f"mixllm-retrain/{name}")
+    assert deployment.work_pool_name == pool
+    assert [(s.schedule.cron, s.active) for s in deployment.schedules] == [("0 3 * * *", True)]
+
+    bad = subprocess.run(
+        [*deploy, "--name", "bad", *data, "--cron", "every night"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert bad.returncode == 2, bad.stdout + bad.stderr
+    assert bad.stderr.startswith("error:") and "cron" in bad.stderr and bad.stderr.count("\n") == 1
