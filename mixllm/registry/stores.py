@@ -188,9 +188,20 @@ def load_version(
     configure(uri)
     from mixllm.registry.pyfunc import ENCODER_THREADS, unwrap_router
 
-    config = None if encoder_threads is None else {ENCODER_THREADS: int(encoder_threads)}
-    model = mlflow_module().pyfunc.load_model(f"models:/{name}/{version}", model_config=config)
+    model_uri = f"models:/{name}/{version}"
+    config = None
+    if encoder_threads is not None and _accepts(model_uri, ENCODER_THREADS):
+        config = {ENCODER_THREADS: int(encoder_threads)}
+    model = mlflow_module().pyfunc.load_model(model_uri, model_config=config)
     return unwrap_router(model), str(version)
+
+
+def _accepts(model_uri: str, key: str) -> bool:
+    """True if the model was logged with ``key`` in its model config, so a loader may set it.
+    Versions registered before the key existed load as trained (their caller adjusts them
+    after loading); MLflow would only warn that the key was ignored."""
+    flavor = mlflow_module().models.get_model_info(model_uri).flavors.get("python_function", {})
+    return key in (flavor.get("config") or {})
 
 
 def load_champion(name: str = MODEL_NAME, uri: str | None = None) -> tuple[Any, str]:

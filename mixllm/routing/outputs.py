@@ -4,8 +4,10 @@ one place where a batch of queries becomes texts plus token counts."""
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,17 +42,39 @@ class Decision:
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """JSON-ready view (a copy: changing it leaves the decision alone)."""
+        """JSON-ready view (a copy: changing it leaves the decision alone). A number that is
+        not finite (an unreachable LLM's infinite wait, a NaN prediction) becomes None, as
+        strict JSON has no NaN or infinity."""
         # built by hand: dataclasses.asdict deep-copies every score (~0.4 ms per /route)
         return {
             "llm": self.llm,
             "tags": list(self.tags),
-            "candidates": [dict(vars(c)) for c in self.candidates],
-            "budget_usd": self.budget_usd,
+            "candidates": [
+                {k: _finite(v) if isinstance(v, float) else v for k, v in vars(c).items()}
+                for c in self.candidates
+            ],
+            "budget_usd": _finite(self.budget_usd),
             "prompt_tokens": self.prompt_tokens,
-            "extra": copy.deepcopy(self.extra),
-            "lambda": self.lambda_,
+            "extra": json_safe(copy.deepcopy(self.extra)),
+            "lambda": _finite(self.lambda_),
         }
+
+
+def _finite(x: float) -> float | None:
+    """``x`` as a float, None if it is NaN or infinite."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (nested in dicts, lists, tuples) as None."""
+    if isinstance(value, float):
+        return _finite(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 @dataclass

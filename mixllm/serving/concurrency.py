@@ -46,6 +46,7 @@ class EncodeBatcher:
         self._lock = threading.Lock()
         self._passing = threading.Lock()  # held while a pass encodes (caller or batcher)
         self._taken = False  # the batcher holds a dequeued job: callers must not jump it
+        self._closed = False  # after close(): nothing is queued, callers encode themselves
         self.batches = 0
         self.encoded = 0
         self._last_batch = 0
@@ -60,25 +61,34 @@ class EncodeBatcher:
                     return job.future.result()
             finally:
                 self._passing.release()
-        self._ensure_thread()
-        self._queue.put(job)
+        with self._lock:  # orders every job before close()'s stop marker, or after close
+            queued = not self._closed
+            if queued:
+                self._ensure_thread()
+                self._queue.put(job)
+        if not queued:  # closed: no batcher thread to hand off to
+            with self._passing:
+                self._process([job])
         return job.future.result()
 
     def close(self) -> None:
-        """Stop the worker thread."""
+        """Stop the batcher thread after it has encoded every query queued so far (a query
+        arriving later is encoded on its caller's thread); waits up to 5 s for it."""
         with self._lock:
-            if self._thread is not None:
+            self._closed = True
+            thread = self._thread
+            if thread is not None:
                 self._queue.put(None)
-                self._thread.join(timeout=5)
-                self._thread = None
+        if thread is not None:
+            thread.join(timeout=5)
 
     def _ensure_thread(self) -> None:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="mixllm-encode-batcher", daemon=True
-                )
-                self._thread.start()
+        """Start the batcher thread if it is not running (call with ``_lock`` held)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._run, name="mixllm-encode-batcher", daemon=True
+            )
+            self._thread.start()
 
     def _run(self) -> None:
         while True:

@@ -74,3 +74,32 @@ def test_concurrent_queries_are_still_batched_one_pass_at_a_time() -> None:
         assert not encoder.overlapped  # never two passes at once
     finally:
         batcher.close()
+
+
+def test_close_racing_a_queued_query_never_strands_it() -> None:
+    """close() while a query is between starting the batcher thread and entering its queue:
+    the query is still encoded (before, the stop marker could overtake it and the request
+    waited forever); a query after close() is encoded on its caller's thread."""
+    router = _Router(_SlowEncoder(pass_s=0.0))
+    batcher = EncodeBatcher()
+    batcher._passing.acquire()  # a pass is running: the next query must queue
+    start = batcher._ensure_thread
+
+    def slow_start() -> None:  # widen the window between starting the thread and queuing
+        start()
+        time.sleep(0.3)
+
+    batcher._ensure_thread = slow_start  # type: ignore[method-assign]
+    closer = threading.Thread(target=batcher.close)
+    with ThreadPoolExecutor(1) as pool:
+        queued = pool.submit(batcher.encode, router, "queued")
+        time.sleep(0.1)
+        closer.start()
+        time.sleep(0.1)
+        batcher._passing.release()
+        X, _ = queued.result(timeout=10)
+    closer.join(timeout=10)
+    assert X.shape == (1, 4) and not closer.is_alive()
+    late, _ = batcher.encode(router, "after close")
+    assert late.shape == (1, 4)
+    assert not any(t.name == "mixllm-encode-batcher" for t in threading.enumerate())

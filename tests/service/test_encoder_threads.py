@@ -59,6 +59,39 @@ def test_the_registry_loads_the_encoder_on_the_served_threads(
     assert encoder._onnx is built
 
 
+def test_a_version_logged_before_the_model_config_loads_quietly_and_serves_on_the_setting(
+    mlflow_uri: str, router_dir: Path, service_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Older versions carry no ``encoder_threads`` in their model config: they load as
+    trained, without MLflow's "ignored, re-log the model" warning, and the service then puts
+    their encoder on its own thread setting."""
+    import logging
+
+    from mixllm.serving.champion import RegistrySource
+
+    version = register_router(router_dir, legacy=True)
+    warnings: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())  # type: ignore[method-assign]
+    mlflow_log = logging.getLogger("mlflow")  # MLflow's loggers stop propagating here
+    mlflow_log.addHandler(handler)
+    try:
+        router = RegistrySource(encoder_threads=1).load(version)
+    finally:
+        mlflow_log.removeHandler(handler)
+    assert not [w for w in warnings if "were ignored" in w], warnings
+    assert router.encoder_.threads is None  # as trained: ONNX Runtime's default
+    settings = ServiceSettings(poll_s=0, retrain_threshold=0, encoder_threads=1)
+    with patched_env({"MIXLLM_HOME": str(tmp_path / "home")}):
+        service = RoutingService(settings)
+    try:
+        assert service.champion.version == version and service.decide(query("mbpp", 4))["llm"]
+        session = service.champion.router.encoder_.onnx.session
+        assert session.get_session_options().intra_op_num_threads == 1
+    finally:
+        service.stop()
+
+
 @pytest.mark.parametrize(("raw", "expected"), [(None, 1), ("", 1), ("0", None), ("1", 1), ("3", 3)])
 def test_encoder_threads_from_the_environment(raw, expected) -> None:
     values, unset = (

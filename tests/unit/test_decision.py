@@ -75,3 +75,36 @@ def test_nanmean_skips_unobserved_and_fills_empty_slices():
     assert nanmean(x, axis=0, empty=0.5).tolist() == [2.0, 0.5]
     assert nanmean(x, axis=1).tolist() == [1.0, 3.0]
     assert float(nanmean(x)) == 2.0
+
+
+def test_a_decision_with_non_finite_numbers_is_strict_json():
+    """An infinite wait (an LLM that cannot serve soon) or a NaN prediction must not make the
+    service's strict JSON rendering fail: such numbers become null, the rest is unchanged."""
+    import json
+
+    from mixllm.routing.outputs import CandidateScore, Decision
+
+    slow = CandidateScore("slow", float("nan"), 1e-3, float("inf"), 0.1, -np.inf)
+    fine = CandidateScore("fine", 0.8, 2e-4, 1.5, np.float64(0.05), 0.7)
+    out = Decision("fine", ["task:x"], [slow, fine], 3.0, 1e-3, 12, {"w": [np.nan, 1.0]}).to_dict()
+    text = json.dumps(out, allow_nan=False)  # what the service's JSONResponse does
+    back = json.loads(text)
+    assert back["candidates"][0] == {
+        "llm": "slow",
+        "quality": None,
+        "cost": 1e-3,
+        "latency_s": None,
+        "uncertainty": 0.1,
+        "score": None,
+    }
+    assert back["candidates"][1]["uncertainty"] == 0.05 and back["lambda"] == 3.0
+    assert back["extra"] == {"w": [None, 1.0]}
+    assert list(out) == [
+        "llm",
+        "tags",
+        "candidates",
+        "budget_usd",
+        "prompt_tokens",
+        "extra",
+        "lambda",
+    ]
