@@ -15,6 +15,12 @@ MAX_COST_USD = 100.0  # $ for one call: 1M tokens of the priciest LLM here is ~$
 MAX_LATENCY_S = 3600.0  # end-to-end seconds: the longest backend timeout allowed is an hour
 
 
+def finite_or_none(x: float) -> float | None:
+    """``x`` as a float, None if it is NaN or infinite (strict JSON has neither)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
 def _check(name: str, value: float | None, low: float, high: float) -> float | None:
     if value is None:
         return None

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from mixllm.core.bounds import finite_or_none
 from mixllm.evaluation import metrics
 
 COST_PCTS = (10, 25, 50)
@@ -65,14 +66,14 @@ class EvaluationReport:
         """JSON-ready summary (plain floats, NaN -> None)."""
         routers = {
             name: {
-                "aiq": _num(r.aiq),
+                "aiq": finite_or_none(r.aiq),
                 "quality_pct_at_cost_pct": {
-                    k: _num(v) for k, v in r.quality_pct_at_cost_pct.items()
+                    k: finite_or_none(v) for k, v in r.quality_pct_at_cost_pct.items()
                 },
-                "mean_quality": _num(r.mean_quality),
-                "mean_cost": _num(r.mean_cost),
-                "quality_pct": _num(r.quality_pct),
-                "cost_pct": _num(r.cost_pct),
+                "mean_quality": finite_or_none(r.mean_quality),
+                "mean_cost": finite_or_none(r.mean_cost),
+                "quality_pct": finite_or_none(r.quality_pct),
+                "cost_pct": finite_or_none(r.cost_pct),
             }
             for name, r in self.routers.items()
         }
@@ -80,7 +81,7 @@ class EvaluationReport:
             "reference_llm": self.reference_llm,
             "notes": list(self.notes),
             "n_queries": int(self.n_queries),
-            "cost_range": [_num(self.cost_range[0]), _num(self.cost_range[1])],
+            "cost_range": [finite_or_none(self.cost_range[0]), finite_or_none(self.cost_range[1])],
             "routers": routers,
         }
 
@@ -162,11 +163,6 @@ class EvaluationReport:
             cost_pcts=COST_PCTS,
             title=title,
         )
-
-
-def _num(x: float) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 def _finite_or(x: float, default: float) -> float:

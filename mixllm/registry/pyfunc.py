@@ -26,6 +26,8 @@ import pandas as pd
 from mlflow.models.model import ModelInfo
 from mlflow.pyfunc import PythonModel
 
+from mixllm.core.bounds import finite_or_none
+
 ARTIFACT_KEY = "router"
 INPUT_COLUMNS = ("query", "budget", "budget_pct")
 OUTPUT_COLUMNS = (
@@ -68,7 +70,7 @@ def _budget(value: Any) -> float | None:
         from mixllm.core.errors import InvalidRequestError
 
         raise InvalidRequestError(f"budget must be a number, got {value!r}") from exc
-    return x if math.isfinite(x) else None
+    return finite_or_none(x)
 
 
 def predict_frame(router: Any, frame: pd.DataFrame) -> pd.DataFrame:
@@ -109,18 +111,8 @@ def _row(decision: Any) -> dict[str, Any]:
         "budget_usd": float(decision.budget_usd),
         "lambda": float(decision.lambda_),
         "tags": json.dumps(list(decision.tags)),
-        "candidates": json.dumps([_candidate(c) for c in decision.candidates]),
+        "candidates": json.dumps(decision.to_dict()["candidates"]),
     }
-
-
-def _candidate(c: Any) -> dict[str, Any]:
-    fields = ("quality", "cost", "latency_s", "uncertainty", "score")
-    return {"llm": c.llm, **{f: _json_float(getattr(c, f)) for f in fields}}
-
-
-def _json_float(x: Any) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 # ``mlflow.pyfunc.load_model(..., model_config={ENCODER_THREADS: n})``: the loaded router's

@@ -4,7 +4,6 @@ one place where a batch of queries becomes texts plus token counts."""
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mixllm.core.bounds import finite_or_none
 from mixllm.core.errors import InvalidRequestError
 from mixllm.core.text import check_text
 from mixllm.core.tokens import count_tokens_many
@@ -50,26 +50,20 @@ class Decision:
             "llm": self.llm,
             "tags": list(self.tags),
             "candidates": [
-                {k: _finite(v) if isinstance(v, float) else v for k, v in vars(c).items()}
+                {k: finite_or_none(v) if isinstance(v, float) else v for k, v in vars(c).items()}
                 for c in self.candidates
             ],
-            "budget_usd": _finite(self.budget_usd),
+            "budget_usd": finite_or_none(self.budget_usd),
             "prompt_tokens": self.prompt_tokens,
             "extra": json_safe(copy.deepcopy(self.extra)),
-            "lambda": _finite(self.lambda_),
+            "lambda": finite_or_none(self.lambda_),
         }
-
-
-def _finite(x: float) -> float | None:
-    """``x`` as a float, None if it is NaN or infinite."""
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 def json_safe(value: Any) -> Any:
     """``value`` with every non-finite float (nested in dicts, lists, tuples) as None."""
     if isinstance(value, float):
-        return _finite(value)
+        return finite_or_none(value)
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

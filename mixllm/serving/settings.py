@@ -15,10 +15,7 @@ DEFAULT_MAX_QUERY_CHARS = 20_000
 
 def max_query_chars() -> int:
     """The longest query accepted: $MIXLLM_MAX_QUERY_CHARS, else 20,000 characters."""
-    try:
-        return int(os.environ.get(MAX_QUERY_CHARS_ENV, DEFAULT_MAX_QUERY_CHARS))
-    except ValueError:
-        return DEFAULT_MAX_QUERY_CHARS
+    return _chars_limit(MAX_QUERY_CHARS_ENV, DEFAULT_MAX_QUERY_CHARS, strict=False)
 
 
 MAX_PROMPT_CHARS_ENV = "MIXLLM_MAX_PROMPT_CHARS"
@@ -27,10 +24,18 @@ DEFAULT_MAX_PROMPT_CHARS = 1_000_000  # ~250k tokens: above the largest context 
 
 def max_prompt_chars() -> int:
     """The longest conversation accepted (all messages): $MIXLLM_MAX_PROMPT_CHARS, else 1M."""
+    return _chars_limit(MAX_PROMPT_CHARS_ENV, DEFAULT_MAX_PROMPT_CHARS, strict=False)
+
+
+def _chars_limit(name: str, default: int, *, strict: bool = True) -> int:
+    """$``name`` as a whole number >= 1. A bad value raises ConfigError, or with
+    ``strict=False`` (per request: `mixllm serve` refuses it at start) gives ``default``."""
     try:
-        return int(os.environ.get(MAX_PROMPT_CHARS_ENV, DEFAULT_MAX_PROMPT_CHARS))
-    except ValueError:
-        return DEFAULT_MAX_PROMPT_CHARS
+        return int(env_number(name, default, 1, integer=True))
+    except ConfigError:
+        if strict:
+            raise
+        return default
 
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -109,12 +114,8 @@ class ServiceSettings:
                 env_number("MIXLLM_EMBED_CACHE_SIZE", cls.embed_cache_size, 0, integer=True)
             ),
             encoder_threads=_threads(cls.encoder_threads),
-            max_query_chars=int(
-                env_number(MAX_QUERY_CHARS_ENV, DEFAULT_MAX_QUERY_CHARS, 1, integer=True)
-            ),
-            max_prompt_chars=int(
-                env_number(MAX_PROMPT_CHARS_ENV, DEFAULT_MAX_PROMPT_CHARS, 1, integer=True)
-            ),
+            max_query_chars=_chars_limit(MAX_QUERY_CHARS_ENV, DEFAULT_MAX_QUERY_CHARS),
+            max_prompt_chars=_chars_limit(MAX_PROMPT_CHARS_ENV, DEFAULT_MAX_PROMPT_CHARS),
         )
 
 
