@@ -26,6 +26,7 @@ from flows.training_tasks import (
     evaluation_inputs_task,
     feedback_rows,
     feedback_task,
+    fit_fold_task,
     fit_llm_task,
     load_task,
     publish_evaluation,
@@ -164,8 +165,8 @@ def _fan_out(groups: dict[str, list[LLMFit]]) -> dict[str, list[LLMModels]]:
 
 def _fit(timings: dict[str, float], config: MixLLMConfig, train: RoutingData) -> MixLLMRouter:
     """The training stages, in the same order as ``Training.fit``. Tag and embed return the
-    trainer they changed (on a Dask worker they change a copy); the predictors, each
-    cross-fitting fold and the refit fan out one task per LLM, and the flow puts the
+    trainer they changed (on a Dask worker they change a copy); the predictors and the
+    refit fan out one task per LLM, cross-fitting one task per fold, and the flow puts the
     fitted models together with the library's own functions (the same models as
     ``Training.fit``, whichever the runner)."""
     trainer = Training.start(config)
@@ -178,8 +179,9 @@ def _fit(timings: dict[str, float], config: MixLLMConfig, train: RoutingData) ->
 
     def calibrate() -> None:
         folds = trainer.calibration_folds(train, X, tags)
-        fitted = _fan_out({f"calibrate-fold{i}": f.fits for i, f in enumerate(folds)})
-        trainer.calibrate(train, X, tags, list(zip(folds, fitted.values(), strict=True)))
+        futures = [fit_fold_task.submit(f"calibrate-fold{i}", f.fits) for i, f in enumerate(folds)]
+        fitted = [f.result() for f in futures]
+        trainer.calibrate(train, X, tags, list(zip(folds, fitted, strict=True)))
 
     def refit() -> None:
         trainer.take_refit(_fan_out({"refit": trainer.refit_fits(train, X, tags)})["refit"])

@@ -161,9 +161,16 @@ def embed_task(
 @task(name="fit-predictors", task_run_name="{stage}-{fit.llm}", cache_policy=NO_CACHE)
 def fit_llm_task(stage: str, fit: LLMFit) -> LLMModels:
     """One LLM's quality bags and output-length model (``stage`` only names the run: the
-    pipeline submits one such task per LLM for the predictors, each cross-fitting fold and
-    the refit)."""
+    pipeline submits one such task per LLM for the predictors and the refit)."""
     return fit_llm(fit)
+
+
+@task(name="fit-fold", task_run_name="{stage}", cache_policy=NO_CACHE)
+def fit_fold_task(stage: str, fits: list[LLMFit]) -> list[LLMModels]:
+    """Every LLM's models of one cross-fitting fold, in turn: one task per fold, not per fold
+    and LLM, because the folds are many (``train.calibration_folds``) and each fit is small,
+    so per-LLM tasks would cost more in orchestration than in fitting."""
+    return [fit_llm(f) for f in fits]
 
 
 @task(name="evaluation-inputs", cache_policy=NO_CACHE)

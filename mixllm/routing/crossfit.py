@@ -1,6 +1,6 @@
 """Cross-fitting for the budget calibration: every training row predicted by predictors
 fitted on the other folds (same round counts as the calibrated predictors), one
-``LLMFit`` per fold and LLM so a pipeline can fit them on separate workers."""
+``LLMFit`` per fold and LLM so a pipeline can fit the folds on separate workers."""
 
 from __future__ import annotations
 
@@ -9,12 +9,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mixllm.core.config import MixLLMConfig
+from mixllm.core.config import MixLLMConfig, TrainConfig
 from mixllm.core.types import RoutingData
 from mixllm.routing.artifact import OfflineEstimate
 from mixllm.routing.features import FeatureMap
 from mixllm.routing.predictor_fit import LLMFit, LLMModels, llm_fits
 from mixllm.routing.predictors import LGBMPredictors, TagPrior
+
+MIN_ROWS_PER_FOLD = 10  # below this a fold's out-of-fold predictions are too few to matter
+
+
+def fold_count(train: TrainConfig, n: int) -> int:
+    """Cross-fitting folds for ``n`` training rows: ``train.calibration_folds``, at most one
+    per ``MIN_ROWS_PER_FOLD`` rows; 0 (calibrate on the held-out calibration rows instead)
+    when that leaves fewer than 2 or the predictors are not refitted on every row."""
+    k = min(train.calibration_folds, n // MIN_ROWS_PER_FOLD)
+    return k if k >= 2 and train.refit_full else 0
 
 
 @dataclass(frozen=True)
@@ -37,8 +47,12 @@ def make_folds(
     tokens: np.ndarray,
     rounds: dict[str, int],
 ) -> list[Fold]:
-    """``config.train.calibration_folds`` folds over ``data`` (seeded by the train seed)."""
-    cfg, n, k = config, len(data), config.train.calibration_folds
+    """``fold_count`` folds over ``data`` (seeded by the train seed); raises ``ValueError``
+    when ``data`` is too small for two."""
+    cfg, n = config, len(data)
+    k = fold_count(cfg.train, n)
+    if k < 2:
+        raise ValueError(f"{n} rows are too few to cross-fit (calibration_folds, refit_full)")
     F = features.predictor_features(features.project(X), tags, tokens)
     fold_of = np.random.default_rng(cfg.train.seed + 2).permutation(n) % k
     out = []

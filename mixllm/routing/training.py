@@ -19,7 +19,7 @@ from mixllm.core.prices import PriceTable, load_prices
 from mixllm.core.types import RoutingData
 from mixllm.routing.artifact import CalibrationRows, TrainedRouter
 from mixllm.routing.bandit import LinUCB
-from mixllm.routing.crossfit import Fold, cross_fitted, make_folds
+from mixllm.routing.crossfit import Fold, cross_fitted, fold_count, make_folds
 from mixllm.routing.decision import BudgetCalibration
 from mixllm.routing.encoder import Encoder, HashEncoder, SentenceEncoder
 from mixllm.routing.estimates import CandidateTable, combine, spec_service_time
@@ -239,11 +239,11 @@ class Training:
     ) -> None:
         """Learn lambda as a function of the budget on out-of-sample predictions.
 
-        With ``train.calibration_folds`` >= 2 and a refit on all rows, EVERY row is a
-        calibration row, predicted by models trained on the other folds (cross-fitting,
-        same round counts): k times more rows than the held-out split, from models closer
-        to the refitted ones, so the spend at a lambda is measured with less noise and
-        less bias. Otherwise the held-out calibration rows are used. ``crossfit``: the
+        With a refit on all rows and enough rows for two folds (``crossfit.fold_count``),
+        EVERY row is a calibration row, predicted by models trained on the other folds
+        (cross-fitting, same round counts): more rows than the held-out split, from models
+        closer to the refitted ones, so the spend at a lambda is measured with less noise
+        and less bias. Otherwise the held-out calibration rows are used. ``crossfit``: the
         ``calibration_folds`` with each fold's fitted models (None: fitted here in turn).
         """
         idx = self.calibration_idx
@@ -285,10 +285,7 @@ class Training:
     ) -> list[Fold]:
         """The cross-fitting folds ``calibrate`` fits (each with one fit per LLM); empty
         when it calibrates on the held-out calibration rows instead."""
-        t = self.config.train
-        if not (
-            t.calibration_folds >= 2 and t.refit_full and len(data) >= 10 * t.calibration_folds
-        ):
+        if fold_count(self.config.train, len(data)) < 2:
             return []
         tokens = as_batch(data.queries)[1]
         rounds = self.predictors.rounds_

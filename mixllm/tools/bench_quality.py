@@ -3,9 +3,10 @@ both AIQ conventions with bootstrap intervals, out-of-domain APGR and budget fid
 
 ``quality_section`` returns the markdown (and writes its plots next to the report);
 ``mixllm benchmark`` puts it between ``<!-- quality:start/end -->`` markers, and
-``mixllm benchmark --only quality`` refreshes only that section. Its leave-one-task-out
-tagging table sits in a section of its own inside it (``TAGS_SECTION``), which
-``mixllm benchmark --only tags`` refreshes alone.
+``mixllm benchmark --only quality`` refreshes only that section. Two parts sit in sections
+of their own inside it, refreshed alone: the in-domain tables with budget fidelity
+(``IN_DOMAIN_SECTION``, ``--only in-domain``) and the leave-one-task-out tagging table
+(``TAGS_SECTION``, ``--only tags``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from mixllm.core.config import MixLLMConfig
 from mixllm.core.prices import PriceTable, load_prices, prices_from_rows
@@ -23,7 +25,7 @@ from mixllm.data.loaders import load_data
 from mixllm.data.splits import split
 from mixllm.evaluation import metrics
 from mixllm.evaluation.evaluate import EvaluationRun, collect_outputs
-from mixllm.evaluation.fidelity import budget_fidelity, fidelity_table
+from mixllm.evaluation.fidelity import TOLERANCE, FidelityRow, budget_fidelity, fidelity_table
 from mixllm.evaluation.intervals import bootstrap, paired_difference
 from mixllm.evaluation.scoring import evaluate_scores
 from mixllm.routing.router import MixLLMRouter
@@ -37,6 +39,10 @@ FIDELITY_BUDGETS = (10.0, 25.0, 50.0)
 PEERS = ("knn", "mlp", "mlp_prompt", "svm", "mf", "sw_ranking", "optllm", "tag_mean")
 RUNTIME_LLM = "mistralai/mixtral-8x7b-chat"  # left out of training, added while serving
 TAGS_SECTION = "quality-tags"  # nested in the quality section
+IN_DOMAIN_SECTION = "quality-in-domain"  # nested: split, peers, intervals, budget fidelity
+# further train/test splits on which budget fidelity is re-measured, so a reader can tell a
+# calibration bias (the same sign on every split) from the sampling noise of one test split
+FIDELITY_SPLIT_SEEDS = (1, 2, 3)
 MESSPLUS_LLMS = ("llama-3.2-1b", "llama-3.1-8b", "llama-3.3-70b")
 
 
@@ -49,27 +55,53 @@ def quality_section(
     router: MixLLMRouter | None = None,
     peers: Sequence[str] = PEERS,
     runtime_llm: str = RUNTIME_LLM,
+    split_seeds: Sequence[int] = FIDELITY_SPLIT_SEEDS,
 ) -> str:
     """Run every quality measurement on ``data_path`` (RouterBench) and return markdown.
 
     ``router``: one already trained on this split with the training-row prices (else
     trained here). ``peers``: the baselines compared (default: all, at their published
     configurations). ``runtime_llm``: the LLM left out of training and added while serving
-    in the budget-fidelity table.
+    in the budget-fidelity table. ``split_seeds``: the further splits budget fidelity is
+    re-measured on.
     """
     cfg = config or MixLLMConfig()
     data = _load_sample(data_path, limit)
-    train, test = split(data, cfg)
-    prices = prices_from_rows(train, load_prices(cfg.prices_path))
-    router = router or MixLLMRouter(cfg, prices=prices).fit(train)
     parts = [
-        *header(len(train), len(test), cfg, n_boot),
-        *in_domain(router, train, test, Path(out_dir), n_boot, peers),
-        *fidelity(router, cfg, prices, train, test, runtime_llm=runtime_llm),
+        *_nested(
+            IN_DOMAIN_SECTION,
+            in_domain_part(
+                data, cfg, Path(out_dir), n_boot, router, peers, runtime_llm, split_seeds
+            ),
+        ),
         *out_of_domain(data, cfg, Path(out_dir), peers),
         *_nested(TAGS_SECTION, tag_choices(data, cfg, limit)),
     ]
     return "\n".join(parts)
+
+
+def in_domain_part(
+    data: RoutingData,
+    cfg: MixLLMConfig,
+    out_dir: Path,
+    n_boot: int = 300,
+    router: MixLLMRouter | None = None,
+    peers: Sequence[str] = PEERS,
+    runtime_llm: str = RUNTIME_LLM,
+    split_seeds: Sequence[int] = FIDELITY_SPLIT_SEEDS,
+) -> list[str]:
+    """Header, the in-domain peers table and budget fidelity (this split and
+    ``split_seeds``): the part ``mixllm benchmark --only in-domain`` refreshes alone."""
+    train, test = split(data, cfg)
+    prices = prices_from_rows(train, load_prices(cfg.prices_path))
+    router = router or MixLLMRouter(cfg, prices=prices).fit(train)
+    rows = fidelity_rows(router, cfg, prices, train, test, runtime_llm=runtime_llm)
+    return [
+        *header(len(train), len(test), cfg, n_boot),
+        *in_domain(router, train, test, out_dir, n_boot, peers),
+        *fidelity_lines(rows, router, runtime_llm, train),
+        *fidelity_across_splits(data, cfg, split_seeds, rows),
+    ]
 
 
 def _nested(name: str, lines: list[str]) -> list[str]:
@@ -105,8 +137,8 @@ def header(n_train: int, n_test: int, cfg: MixLLMConfig, n_boot: int) -> list[st
         f"{cfg.train.seed}); prices derived from the training rows only; every router "
         "decides with the same cost estimate (MixLLM's: price x predicted output tokens). "
         f"Intervals: 95 % percentile bootstrap, {n_boot} resamples of the held-out queries "
-        "within each task. Written by `mixllm benchmark` (or `python -m "
-        "mixllm.tools.bench_quality`).",
+        "within each task. Written by `mixllm benchmark` (or `mixllm benchmark --only "
+        "quality`; this split's tables and budget fidelity alone: `--only in-domain`).",
         "",
     ]
 
@@ -182,7 +214,7 @@ def in_domain(
     return [*lines, ""]
 
 
-def fidelity(
+def fidelity_rows(
     router: MixLLMRouter,
     cfg: MixLLMConfig,
     prices: PriceTable,
@@ -190,15 +222,12 @@ def fidelity(
     test: RoutingData,
     live: MixLLMRouter | None = None,
     runtime_llm: str = RUNTIME_LLM,
-) -> list[str]:
-    """Budget-fidelity table: every pair with the reference, all LLMs, an LLM added live.
-
-    ``live``: a router already trained on ``train`` without ``runtime_llm`` (else trained).
-    """
+) -> list[FidelityRow]:
+    """Budget fidelity of every pair with the reference, all LLMs, and ``runtime_llm`` added
+    live. ``live``: a router already trained on ``train`` without ``runtime_llm`` (else
+    trained); no runtime rows when ``runtime_llm`` is not in the data or is the reference."""
+    rows = budget_fidelity(router, test, _fidelity_sets(router), FIDELITY_BUDGETS)
     ref = router.reference_llm_
-    sets = {"all": None} | {f"{ref} + {m}": [ref, m] for m in router.llms_ if m != ref}
-    rows = budget_fidelity(router, test, sets, FIDELITY_BUDGETS)
-    runtime_note = f"`{runtime_llm}` not in the data: no runtime-added LLM case."
     if runtime_llm in train.llms and ref != runtime_llm:
         without = train.select_llms([m for m in train.llms if m != runtime_llm])
         live = live or MixLLMRouter(cfg, prices=prices).fit(without)
@@ -209,13 +238,26 @@ def fidelity(
             f"{ref} + {runtime_llm} added at runtime": [ref, runtime_llm],
         }
         rows += budget_fidelity(live, test, added, FIDELITY_BUDGETS)
+    return rows
+
+
+def _fidelity_sets(router: MixLLMRouter) -> dict[str, list[str] | None]:
+    ref = router.reference_llm_
+    return {"all": None} | {f"{ref} + {m}": [ref, m] for m in router.llms_ if m != ref}
+
+
+def fidelity_lines(
+    rows: Sequence[FidelityRow], router: MixLLMRouter, runtime_llm: str, train: RoutingData
+) -> list[str]:
+    """The budget-fidelity table of one split (``fidelity_rows``) with its verdict."""
+    runtime_note = f"`{runtime_llm}` not in the data: no runtime-added LLM case."
+    if any("added at runtime" in r.candidates for r in rows):
         runtime_note = (
             f"The last rows: a router trained WITHOUT `{runtime_llm}`, which is then added "
             "at runtime with its price only (no outcome, no feedback): its spend is "
             "calibrated on predicted cost."
         )
-    ref_usd = router.model.calibration.reference_cost
-    table = fidelity_table(rows, ref_usd)
+    table = fidelity_table(rows, router.model.calibration.reference_cost)
     binding = [r for r in rows if r.binding]
     met = sum(r.met for r in binding)
     return [
@@ -235,6 +277,75 @@ def fidelity(
         + ".",
         "",
     ]
+
+
+def fidelity_across_splits(
+    data: RoutingData,
+    cfg: MixLLMConfig,
+    seeds: Sequence[int],
+    first: Sequence[FidelityRow] = (),
+) -> list[str]:
+    """Budget fidelity re-measured on the splits of ``seeds`` (router retrained on each,
+    prices from its training rows; all LLMs and every pair with the reference), pooled with
+    ``first`` (the main split's rows; runtime-added rows are not repeated).
+
+    Per set and budget: the mean spend error over the splits and its range; a bias shows as
+    the same sign on every split, test-split noise as a range around zero.
+    """
+    errors: dict[tuple[str, float], list[float]] = {}
+
+    def keep(rows: Sequence[FidelityRow]) -> None:
+        for r in rows:
+            if r.binding and "added at runtime" not in r.candidates:
+                errors.setdefault((r.candidates, r.budget_pct), []).append(r.error)
+
+    keep(first)
+    n_splits = (1 if first else 0) + len(seeds)
+    for seed in tqdm(seeds, desc="fidelity splits", disable=not seeds):
+        c = cfg.updated({"train": {"seed": int(seed)}})
+        train, test = split(data, c)
+        prices = prices_from_rows(train, load_prices(c.prices_path))
+        router = MixLLMRouter(c, prices=prices).fit(train)
+        keep(budget_fidelity(router, test, _fidelity_sets(router), FIDELITY_BUDGETS))
+    if not errors:
+        return []
+    labels = list(dict.fromkeys(label for label, _ in errors))
+    seeds_txt = ", ".join(str(x) for x in ([cfg.train.seed] if first else []) + list(seeds))
+    lines = [
+        f"#### Budget fidelity across {n_splits} splits (seeds {seeds_txt})",
+        "",
+        "Each split retrains the router on its training rows and measures spend on its "
+        "held-out queries, as above (binding cells only; no runtime-added LLM). Cell: mean "
+        "spend error over the splits [lowest, highest] (splits within 10 %). One held-out "
+        "split of ~660 queries spends a 10 % budget on a few dozen calls to the reference "
+        "LLM, so one split's error carries ~10 % of sampling noise there; an error of the "
+        "same sign on every split is a bias of the calibration.",
+        "",
+        "| candidates | " + " | ".join(f"{b:g} %" for b in FIDELITY_BUDGETS) + " |",
+        "|---|" + "---:|" * len(FIDELITY_BUDGETS),
+    ]
+    for label in labels:
+        cells = []
+        for b in FIDELITY_BUDGETS:
+            e = np.array(errors.get((label, b), []))
+            ok = int(np.sum(np.abs(e) <= TOLERANCE))
+            cells.append(
+                "-"
+                if e.size == 0
+                else f"{100 * e.mean():+.1f} % [{100 * e.min():+.0f}, {100 * e.max():+.0f}] "
+                f"({ok}/{e.size})"
+            )
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for b in FIDELITY_BUDGETS:
+        e = np.array([x for (_, bb), xs in errors.items() if bb == b for x in xs])
+        if e.size:
+            ok = int(np.sum(np.abs(e) <= TOLERANCE))
+            lines.append(
+                f"- {b:g} % budget: mean error {100 * e.mean():+.1f} % over {e.size} cells "
+                f"of {n_splits} splits; {ok} of them within 10 %."
+            )
+    return [*lines, ""]
 
 
 def out_of_domain(
@@ -365,8 +476,31 @@ def write_tags_section(
     data_path: str, out: str | Path, config: MixLLMConfig | None = None, limit: int | None = None
 ) -> Path:
     """Re-run only the leave-one-task-out tagging comparison and rewrite its section of ``out``
-    (``mixllm benchmark --only tags``); ``out`` must already hold the quality section, which
-    places it."""
+    (``mixllm benchmark --only tags``); ``out`` must already hold the quality section."""
+    cfg = config or MixLLMConfig()
+    return _write_nested(
+        out, TAGS_SECTION, lambda: tag_choices(_load_sample(data_path, limit), cfg, limit)
+    )
+
+
+def write_in_domain_section(
+    data_path: str, out: str | Path, config: MixLLMConfig | None = None, limit: int | None = None
+) -> Path:
+    """Re-run only the in-domain peers table and budget fidelity and rewrite their section of
+    ``out`` (``mixllm benchmark --only in-domain``); ``out`` must already hold the quality
+    section."""
+    cfg = config or MixLLMConfig()
+    out = Path(out)
+    return _write_nested(
+        out,
+        IN_DOMAIN_SECTION,
+        lambda: in_domain_part(_load_sample(data_path, limit), cfg, out.parent),
+    )
+
+
+def _write_nested(out: str | Path, name: str, make: Callable[[], list[str]]) -> Path:
+    """Rewrite section ``name`` (nested in the quality section of ``out``) with ``make()``;
+    raises ``ConfigError`` before any work when ``out`` or either section is missing."""
     from mixllm.core.errors import ConfigError
     from mixllm.tools.sections import markers, upsert_section
 
@@ -374,16 +508,14 @@ def write_tags_section(
     if not out.exists():
         raise ConfigError(f"{out} does not exist: run `mixllm benchmark` first")
     text = out.read_text()
-    missing = [m for m in (*markers("quality"), *markers(TAGS_SECTION)) if m not in text]
+    missing = [m for m in (*markers("quality"), *markers(name)) if m not in text]
     if missing:
         raise ConfigError(
-            f"{out} has no {missing[0]} marker, so no tags section inside the quality section "
-            "to refresh: run `mixllm benchmark --only quality` first (it writes the whole "
-            "quality section)"
+            f"{out} has no {missing[0]} marker, so no {name} section inside the quality "
+            "section to refresh: run `mixllm benchmark --only quality` first (it writes the "
+            "whole quality section)"
         )
-    cfg = config or MixLLMConfig()
-    lines = tag_choices(_load_sample(data_path, limit), cfg, limit)
-    return upsert_section(out, TAGS_SECTION, "\n".join(lines))
+    return upsert_section(out, name, "\n".join(make()))
 
 
 def write_quality_section(

@@ -198,7 +198,7 @@ def prices(data: DataOpt = None) -> None:
     typer.echo(report.to_string(index=False))
 
 
-BENCHMARK_PARTS = ("main", "quality", "tags", "continual")  # what --only may re-run
+BENCHMARK_PARTS = ("main", "quality", "in-domain", "tags", "continual")  # what --only may re-run
 
 
 @app.command()
@@ -219,7 +219,8 @@ def benchmark(
         typer.Option(
             "--only",
             help="re-run one part, keep the rest: 'main' (tables, ablations, latency, "
-            "speed), 'quality' (peers, intervals, out of domain, budget fidelity), 'tags' "
+            "speed), 'quality' (peers, intervals, out of domain, budget fidelity), "
+            "'in-domain' (peers, intervals and budget fidelity, inside quality), 'tags' "
             "(leave-one-task-out per tagging choice, inside quality), 'continual'",
         ),
     ] = None,
@@ -249,6 +250,10 @@ def benchmark(
             from mixllm.tools.bench_quality import write_quality_section
 
             path = write_quality_section(resolve_data(data), out, cfg, limit)
+        elif only == "in-domain":
+            from mixllm.tools.bench_quality import write_in_domain_section
+
+            path = write_in_domain_section(resolve_data(data), out, cfg, limit)
         elif only == "tags":
             from mixllm.tools.bench_quality import write_tags_section
 

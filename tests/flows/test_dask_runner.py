@@ -17,8 +17,8 @@ from tests.stores import patched_env
 pytestmark = [pytest.mark.flow, pytest.mark.slow, pytest.mark.timeout(600)]
 
 # Dask names a task by the function Prefect submits (one prefix per task of the flow).
-FIT, EVALUATE = "fit_llm_task", "evaluate_router_task"
-HEAVY = {"tag_task", "embed_task", FIT, "evaluation_inputs_task", EVALUATE}
+FIT, FOLD, EVALUATE = "fit_llm_task", "fit_fold_task", "evaluate_router_task"
+HEAVY = {"tag_task", "embed_task", FIT, FOLD, "evaluation_inputs_task", EVALUATE}
 
 
 def test_the_environment_picks_the_runner() -> None:
@@ -73,10 +73,11 @@ def test_dask_local_cluster_registers_the_same_model(
     for t in ts.data:
         workers.setdefault(key_split(t["key"]), []).append(t["worker"])
     assert set(workers) >= HEAVY, workers  # every heavy stage ran on the cluster's workers
-    # one task per LLM (4) for the predictors, the refit and each cross-fitting fold; one per
-    # evaluated router (9 baselines, 4 single LLMs, mlp_prompt, MixLLM); each fan-out used
-    # both workers
-    assert len(workers[FIT]) >= 3 * 4 and len(workers[EVALUATE]) >= 12, workers
+    # one task per LLM (4) for the predictors and the refit, one per cross-fitting fold (5 in
+    # the fast config); one per evaluated router (9 baselines, 4 single LLMs, mlp_prompt,
+    # MixLLM); the per-LLM and per-router fan-outs used both workers
+    assert len(workers[FIT]) == 2 * 4 and len(workers[FOLD]) == 5, workers
+    assert len(workers[EVALUATE]) >= 12, workers
     assert len(set(workers[FIT])) == len(set(workers[EVALUATE])) == 2, workers
 
     c = registry.client()

@@ -8,19 +8,26 @@ from _routing import LLMS, fast_config, price_table
 from test_cli import write_routerbench
 from typer.testing import CliRunner
 
-from mixllm.tools.bench_quality import TAG_CHOICES, TAGS_SECTION
+from mixllm.core.config import MixLLMConfig
+from mixllm.evaluation.fidelity import FidelityRow
+from mixllm.tools.bench_quality import (
+    IN_DOMAIN_SECTION,
+    TAG_CHOICES,
+    TAGS_SECTION,
+    fidelity_across_splits,
+)
 from mixllm.tools.cli import app
 from mixllm.tools.sections import markers
 
 pytestmark = pytest.mark.timeout(180)
 
 
-def _args(tmp_path, out) -> list[str]:
+def _args(tmp_path, out, part: str = "tags") -> list[str]:
     price_table().save(tmp_path / "prices.yaml")
     cfg = fast_config().model_copy(update={"prices_path": str(tmp_path / "prices.yaml")})
     cfg.to_yaml(tmp_path / "config.yaml")
     data = write_routerbench(tmp_path / "bench.csv")
-    only = ["benchmark", "--only", "tags", "--data", str(data), "--out", str(out)]
+    only = ["benchmark", "--only", part, "--data", str(data), "--out", str(out)]
     return [*only, "--config", str(tmp_path / "config.yaml")]
 
 
@@ -102,5 +109,61 @@ def test_the_quality_section_writes_every_table(tmp_path) -> None:
     for router in (*peers, "mixllm", "oracle"):
         assert f"| {router} |" in text, router
     assert f"| all + {LLMS[1]} added at runtime " in text
+    assert "#### Budget fidelity across 4 splits (seeds 0, 1, 2, 3)" in text
+    assert "- 25 % budget: mean error" in text
     assert "| mlp |" not in text
     assert (tmp_path / "pareto_quality.png").stat().st_size > 10_000
+
+
+def test_only_in_domain_rewrites_just_its_nested_section(tmp_path) -> None:
+    out = tmp_path / "BENCHMARKS.md"
+    start, end = markers(IN_DOMAIN_SECTION)
+    tags_start, tags_end = markers(TAGS_SECTION)
+    out.write_text(
+        "# MixLLM benchmarks\n\nthe main tables\n\n<!-- quality:start -->\n"
+        f"{start}\nold peers table\n{end}\n\nthe out-of-domain table\n"
+        f"{tags_start}\nthe tags table\n{tags_end}\n<!-- quality:end -->\n"
+    )
+    result = CliRunner().invoke(app, _args(tmp_path, out, "in-domain"))
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "old peers table" not in text
+    for kept in ("the main tables", "the out-of-domain table", "the tags table"):
+        assert kept in text
+    inner = text[text.index(start) : text.index(end)]
+    for heading in (
+        "### In domain (held-out split)",
+        "### Budget fidelity (held-out queries)",
+        "#### Budget fidelity across 4 splits",
+    ):
+        assert heading in inner, heading
+    assert text.index(end) < text.index("the out-of-domain table")
+
+
+def test_only_in_domain_without_its_section_names_the_fix(tmp_path) -> None:
+    out = tmp_path / "BENCHMARKS.md"
+    text = "# MixLLM benchmarks\n\n<!-- quality:start -->\nold\n<!-- quality:end -->\n"
+    out.write_text(text)
+    result = CliRunner().invoke(app, _args(tmp_path, out, "in-domain"))
+    assert result.exit_code == 2
+    assert "--only quality" in result.output and "Traceback" not in result.output
+    assert out.read_text() == text
+
+
+def _row(label: str, pct: float, spend: float, binding: bool = True) -> FidelityRow:
+    """A cell with a budget of $1 (error = spend - 1); ``binding=False``: the set never
+    spends more than $0.9, so the budget cannot bind."""
+    return FidelityRow(label, pct, 1.0, spend, spend, 2.0 if binding else 0.9, 0.1)
+
+
+def test_fidelity_across_splits_pools_the_binding_cells_of_each_split() -> None:
+    rows = [
+        _row("all", 10.0, 0.8),  # -20 %: outside the tolerance
+        _row("all", 25.0, 1.05),  # +5 %
+        _row("gpt + cheap", 10.0, 0.5, binding=False),  # cannot bind: left out
+        _row("all + x added at runtime", 10.0, 0.1),  # runtime rows are not repeated
+    ]
+    text = "\n".join(fidelity_across_splits(None, MixLLMConfig(), (), rows))
+    assert "| all | -20.0 % [-20, -20] (0/1) | +5.0 % [+5, +5] (1/1) | - |" in text
+    assert "gpt + cheap" not in text and "added at runtime" not in text
+    assert "- 10 % budget: mean error -20.0 % over 1 cells of 1 splits; 0 of them" in text

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from _routing import LLMS, fast_config, make_task, price_table
 
+from mixllm.core.config import MixLLMConfig
+from mixllm.routing.crossfit import fold_count
 from mixllm.routing.outputs import as_batch
 from mixllm.routing.router import MixLLMRouter
 from mixllm.routing.training import _split_calibration
@@ -109,3 +111,30 @@ def test_cross_fitted_calibration_covers_every_row_out_of_sample(data):
     # predicted by models that never saw the row, not by the refitted ones
     assert not np.allclose(rows.offline.quality, in_sample)
     assert np.allclose(rows.cost, data.cost)
+
+
+@pytest.mark.parametrize(
+    ("folds", "n", "refit_full", "expected"),
+    [
+        (20, 1543, True, 20),  # enough rows: the configured count
+        (20, 90, True, 9),  # at most one fold per 10 rows
+        (20, 19, True, 0),  # fewer than two folds: the held-out calibration rows instead
+        (1, 1543, True, 0),  # cross-fitting switched off
+        (20, 1543, False, 0),  # no refit: the predictors that serve never saw those rows
+    ],
+)
+def test_fold_count_caps_folds_by_rows(folds, n, refit_full, expected):
+    train = MixLLMConfig().train.model_copy(
+        update={"calibration_folds": folds, "refit_full": refit_full}
+    )
+    assert fold_count(train, n) == expected
+
+
+@pytest.mark.timeout(120)
+def test_small_data_still_cross_fits_with_fewer_folds(data):
+    """The default asks for more folds than small data has rows for: it gets fewer folds,
+    not the 20 % held-out split (every row stays a calibration row)."""
+    small = data.subset(np.arange(150))
+    assert len(small) < 10 * MixLLMConfig().train.calibration_folds
+    router = MixLLMRouter(fast_config(), prices=price_table()).fit(small)
+    assert len(router.model.calibration_rows) == len(small)
