@@ -157,8 +157,8 @@ def _on_runner(task: Any) -> Callable[..., Any]:
 
 
 def _fan_out(groups: dict[str, list[LLMFit]]) -> dict[str, list[LLMModels]]:
-    """One ``fit_llm_task`` per LLM fit of every group (a stage, or a fold), all submitted
-    before any is awaited, so they run side by side on the task runner; results in order."""
+    """One ``fit_llm_task`` per LLM fit of every group (a stage), all submitted before any
+    is awaited, so they run side by side on the task runner; results in order."""
     futures = {name: [fit_llm_task.submit(name, f) for f in fits] for name, fits in groups.items()}
     return {name: [f.result() for f in fs] for name, fs in futures.items()}
 

@@ -42,7 +42,7 @@ FAST_CONFIG: dict[str, Any] = {
         "threads": 1,
     },
     "decision": {"lambda_grid_size": 12},
-    # 5 folds instead of the default (up to 20): the flows fan out one task per fold and LLM
+    # 5 folds instead of the default (up to 20): the flows fan out one task per fold
     "train": {"calibration_folds": 5},
 }
 

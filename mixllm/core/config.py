@@ -72,8 +72,8 @@ class PredictorConfig(_Section):
     early_stopping_rounds: int = Field(20, ge=1)  # on the calibration rows
     n_bags: int = Field(3, ge=1)  # bagged models give the epistemic uncertainty
     # 1: these fits are small, so LightGBM's OpenMP threads cost more in synchronisation than
-    # they save (same models: column-wise and deterministic), and the pipeline runs fits side
-    # by side; with 2 the Prefect flow's warm cross-fitting took 266 s instead of 47 s
+    # they save (same models: column-wise and deterministic); in the Prefect flow's task
+    # thread, 2 threads made the warm cross-fitting (20 folds) take 266 s instead of 47 s
     # (`mixllm benchmark-pipeline`, 2026-11-30).
     threads: int = Field(1, ge=1)
 

@@ -285,8 +285,16 @@ class Training:
     ) -> list[Fold]:
         """The cross-fitting folds ``calibrate`` fits (each with one fit per LLM); empty
         when it calibrates on the held-out calibration rows instead."""
-        if fold_count(self.config.train, len(data)) < 2:
+        k = fold_count(self.config.train, len(data))
+        if k < 2:
             return []
+        if k < self.config.train.calibration_folds:
+            log.info(
+                "%d rows: cross-fitting with %d folds instead of calibration_folds=%d",
+                len(data),
+                k,
+                self.config.train.calibration_folds,
+            )
         tokens = as_batch(data.queries)[1]
         rounds = self.predictors.rounds_
         return make_folds(self.config, self.features, data, X, tags, tokens, rounds)

@@ -12,7 +12,7 @@ of their own inside it, refreshed alone: the in-domain tables with budget fideli
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ APGR_TARGET = 0.65
 FIDELITY_BUDGETS = (10.0, 25.0, 50.0)
 PEERS = ("knn", "mlp", "mlp_prompt", "svm", "mf", "sw_ranking", "optllm", "tag_mean")
 RUNTIME_LLM = "mistralai/mixtral-8x7b-chat"  # left out of training, added while serving
+RUNTIME_LABEL = "added at runtime"  # ends the label of a candidate set with a runtime LLM
 TAGS_SECTION = "quality-tags"  # nested in the quality section
 IN_DOMAIN_SECTION = "quality-in-domain"  # nested: split, peers, intervals, budget fidelity
 # further train/test splits on which budget fidelity is re-measured, so a reader can tell a
@@ -71,7 +72,7 @@ def quality_section(
         *_nested(
             IN_DOMAIN_SECTION,
             in_domain_part(
-                data, cfg, Path(out_dir), n_boot, router, peers, runtime_llm, split_seeds
+                data, cfg, Path(out_dir), n_boot, router, peers, runtime_llm, split_seeds, limit
             ),
         ),
         *out_of_domain(data, cfg, Path(out_dir), peers),
@@ -89,15 +90,23 @@ def in_domain_part(
     peers: Sequence[str] = PEERS,
     runtime_llm: str = RUNTIME_LLM,
     split_seeds: Sequence[int] = FIDELITY_SPLIT_SEEDS,
+    limit: int | None = None,
 ) -> list[str]:
     """Header, the in-domain peers table and budget fidelity (this split and
-    ``split_seeds``): the part ``mixllm benchmark --only in-domain`` refreshes alone."""
+    ``split_seeds``): the part ``mixllm benchmark --only in-domain`` refreshes alone.
+    ``limit``: ``data`` is a sample of that many queries, and the text says so."""
     train, test = split(data, cfg)
     prices = prices_from_rows(train, load_prices(cfg.prices_path))
     router = router or MixLLMRouter(cfg, prices=prices).fit(train)
     rows = fidelity_rows(router, cfg, prices, train, test, runtime_llm=runtime_llm)
+    smoke = (
+        [f"**Smoke run on a seeded sample of {len(data)} queries (`--limit`): not a result.**", ""]
+        if limit
+        else []
+    )
     return [
         *header(len(train), len(test), cfg, n_boot),
+        *smoke,
         *in_domain(router, train, test, out_dir, n_boot, peers),
         *fidelity_lines(rows, router, runtime_llm, train),
         *fidelity_across_splits(data, cfg, split_seeds, rows),
@@ -138,7 +147,7 @@ def header(n_train: int, n_test: int, cfg: MixLLMConfig, n_boot: int) -> list[st
         "decides with the same cost estimate (MixLLM's: price x predicted output tokens). "
         f"Intervals: 95 % percentile bootstrap, {n_boot} resamples of the held-out queries "
         "within each task. Written by `mixllm benchmark` (or `mixllm benchmark --only "
-        "quality`; this split's tables and budget fidelity alone: `--only in-domain`).",
+        "quality`; the in-domain tables and budget fidelity alone: `--only in-domain`).",
         "",
     ]
 
@@ -234,11 +243,20 @@ def fidelity_rows(
         spec = prices[runtime_llm]
         live.add_llm(runtime_llm, input_price=spec.input_price, output_price=spec.output_price)
         added = {
-            f"all + {runtime_llm} added at runtime": None,
-            f"{ref} + {runtime_llm} added at runtime": [ref, runtime_llm],
+            f"all + {runtime_llm} {RUNTIME_LABEL}": None,
+            f"{ref} + {runtime_llm} {RUNTIME_LABEL}": [ref, runtime_llm],
         }
         rows += budget_fidelity(live, test, added, FIDELITY_BUDGETS)
     return rows
+
+
+def other_splits(
+    data: RoutingData, cfg: MixLLMConfig, seeds: Sequence[int]
+) -> Iterator[tuple[MixLLMConfig, RoutingData, RoutingData]]:
+    """For each seed: the config with that train seed and its train / held-out split."""
+    for seed in seeds:
+        c = cfg.updated({"train": {"seed": int(seed)}})
+        yield (c, *split(data, c))
 
 
 def _fidelity_sets(router: MixLLMRouter) -> dict[str, list[str] | None]:
@@ -251,7 +269,7 @@ def fidelity_lines(
 ) -> list[str]:
     """The budget-fidelity table of one split (``fidelity_rows``) with its verdict."""
     runtime_note = f"`{runtime_llm}` not in the data: no runtime-added LLM case."
-    if any("added at runtime" in r.candidates for r in rows):
+    if any(r.candidates.endswith(RUNTIME_LABEL) for r in rows):
         runtime_note = (
             f"The last rows: a router trained WITHOUT `{runtime_llm}`, which is then added "
             "at runtime with its price only (no outcome, no feedback): its spend is "
@@ -265,7 +283,7 @@ def fidelity_lines(
         "",
         "Budget in % of the reference LLM's mean cost on the calibration rows; spend = "
         "mean RECORDED cost of the choices on the held-out queries. Per-set lambda: "
-        "re-calibrated for each candidate set (this change); one global lambda: the single "
+        "re-calibrated for each candidate set; one global lambda: the single "
         "calibration with every trained LLM that routing used before. A budget above what "
         f"a set spends with cost ignored cannot bind (marked). {runtime_note}",
         "",
@@ -296,30 +314,32 @@ def fidelity_across_splits(
 
     def keep(rows: Sequence[FidelityRow]) -> None:
         for r in rows:
-            if r.binding and "added at runtime" not in r.candidates:
+            if r.binding and not r.candidates.endswith(RUNTIME_LABEL):
                 errors.setdefault((r.candidates, r.budget_pct), []).append(r.error)
 
     keep(first)
+    seeds = [int(x) for x in dict.fromkeys(seeds) if not (first and x == cfg.train.seed)]
     n_splits = (1 if first else 0) + len(seeds)
-    for seed in tqdm(seeds, desc="fidelity splits", disable=not seeds):
-        c = cfg.updated({"train": {"seed": int(seed)}})
-        train, test = split(data, c)
+    n_test = 0
+    splits = other_splits(data, cfg, seeds)
+    for c, train, test in tqdm(splits, desc="fidelity splits", total=len(seeds), disable=not seeds):
+        n_test = len(test)
         prices = prices_from_rows(train, load_prices(c.prices_path))
         router = MixLLMRouter(c, prices=prices).fit(train)
         keep(budget_fidelity(router, test, _fidelity_sets(router), FIDELITY_BUDGETS))
     if not errors:
         return []
     labels = list(dict.fromkeys(label for label, _ in errors))
-    seeds_txt = ", ".join(str(x) for x in ([cfg.train.seed] if first else []) + list(seeds))
+    seeds_txt = ", ".join(str(x) for x in ([cfg.train.seed] if first else []) + seeds)
     lines = [
         f"#### Budget fidelity across {n_splits} splits (seeds {seeds_txt})",
         "",
         "Each split retrains the router on its training rows and measures spend on its "
-        "held-out queries, as above (binding cells only; no runtime-added LLM). Cell: mean "
-        "spend error over the splits [lowest, highest] (splits within 10 %). One held-out "
-        "split of ~660 queries spends a 10 % budget on a few dozen calls to the reference "
-        "LLM, so one split's error carries ~10 % of sampling noise there; an error of the "
-        "same sign on every split is a bias of the calibration.",
+        f"{f'{n_test} ' if n_test else ''}held-out queries, as above (binding cells only; no "
+        "runtime-added LLM). Cell: mean spend error over the splits [lowest, highest] "
+        "(splits within 10 %). On ~660 held-out queries a 10 % budget is spent on a few "
+        "dozen calls to the reference LLM, so one split's error carries ~10 % of sampling "
+        "noise there; an error of the same sign on every split is a bias of the calibration.",
         "",
         "| candidates | " + " | ".join(f"{b:g} %" for b in FIDELITY_BUDGETS) + " |",
         "|---|" + "---:|" * len(FIDELITY_BUDGETS),
@@ -494,7 +514,7 @@ def write_in_domain_section(
     return _write_nested(
         out,
         IN_DOMAIN_SECTION,
-        lambda: in_domain_part(_load_sample(data_path, limit), cfg, out.parent),
+        lambda: in_domain_part(_load_sample(data_path, limit), cfg, out.parent, limit=limit),
     )
 
 

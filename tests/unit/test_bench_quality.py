@@ -9,12 +9,14 @@ from test_cli import write_routerbench
 from typer.testing import CliRunner
 
 from mixllm.core.config import MixLLMConfig
+from mixllm.data.splits import split
 from mixllm.evaluation.fidelity import FidelityRow
 from mixllm.tools.bench_quality import (
     IN_DOMAIN_SECTION,
     TAG_CHOICES,
     TAGS_SECTION,
     fidelity_across_splits,
+    other_splits,
 )
 from mixllm.tools.cli import app
 from mixllm.tools.sections import markers
@@ -119,17 +121,18 @@ def test_only_in_domain_rewrites_just_its_nested_section(tmp_path) -> None:
     out = tmp_path / "BENCHMARKS.md"
     start, end = markers(IN_DOMAIN_SECTION)
     tags_start, tags_end = markers(TAGS_SECTION)
-    out.write_text(
-        "# MixLLM benchmarks\n\nthe main tables\n\n<!-- quality:start -->\n"
-        f"{start}\nold peers table\n{end}\n\nthe out-of-domain table\n"
-        f"{tags_start}\nthe tags table\n{tags_end}\n<!-- quality:end -->\n"
+    before = "# MixLLM benchmarks\n\nthe main tables\n\n<!-- quality:start -->\n"
+    after = (
+        f"\n\nthe out-of-domain table\n{tags_start}\nthe tags table\n{tags_end}\n"
+        "<!-- quality:end -->\n"
     )
+    out.write_text(f"{before}{start}\nold peers table\n{end}{after}")
     result = CliRunner().invoke(app, _args(tmp_path, out, "in-domain"))
     assert result.exit_code == 0, result.output
     text = out.read_text()
     assert "old peers table" not in text
-    for kept in ("the main tables", "the out-of-domain table", "the tags table"):
-        assert kept in text
+    # everything outside the section is kept byte for byte
+    assert text.startswith(before + start) and text.endswith(end + after)
     inner = text[text.index(start) : text.index(end)]
     for heading in (
         "### In domain (held-out split)",
@@ -167,3 +170,24 @@ def test_fidelity_across_splits_pools_the_binding_cells_of_each_split() -> None:
     assert "| all | -20.0 % [-20, -20] (0/1) | +5.0 % [+5, +5] (1/1) | - |" in text
     assert "gpt + cheap" not in text and "added at runtime" not in text
     assert "- 10 % budget: mean error -20.0 % over 1 cells of 1 splits; 0 of them" in text
+
+
+def test_each_extra_split_holds_out_other_queries(tmp_path) -> None:
+    from mixllm.data.loaders import load_routerbench
+
+    data = load_routerbench(write_routerbench(tmp_path / "bench.csv"))
+    cfg = MixLLMConfig()
+    held = {cfg.train.seed: set(split(data, cfg)[1].queries["sample_id"])}
+    for c, train, test in other_splits(data, cfg, (1, 2)):
+        ids = set(test.queries["sample_id"])
+        assert not ids & set(train.queries["sample_id"])
+        assert all(ids != other for other in held.values()), c.train.seed
+        held[c.train.seed] = ids
+    assert sorted(held) == [0, 1, 2]
+
+
+def test_the_main_split_is_not_counted_twice() -> None:
+    rows = [_row("all", 25.0, 1.05)]
+    cfg = MixLLMConfig().updated({"train": {"seed": 1}})
+    text = "\n".join(fidelity_across_splits(None, cfg, (1, 1), rows))
+    assert "#### Budget fidelity across 1 splits (seeds 1)" in text
