@@ -108,7 +108,7 @@ def in_domain_part(
         *header(len(train), len(test), cfg, n_boot),
         *smoke,
         *in_domain(router, train, test, out_dir, n_boot, peers),
-        *fidelity_lines(rows, router, runtime_llm, train),
+        *fidelity_lines(rows, router, runtime_llm),
         *fidelity_across_splits(data, cfg, split_seeds, rows),
     ]
 
@@ -265,7 +265,7 @@ def _fidelity_sets(router: MixLLMRouter) -> dict[str, list[str] | None]:
 
 
 def fidelity_lines(
-    rows: Sequence[FidelityRow], router: MixLLMRouter, runtime_llm: str, train: RoutingData
+    rows: Sequence[FidelityRow], router: MixLLMRouter, runtime_llm: str
 ) -> list[str]:
     """The budget-fidelity table of one split (``fidelity_rows``) with its verdict."""
     runtime_note = f"`{runtime_llm}` not in the data: no runtime-added LLM case."
