@@ -28,7 +28,7 @@ from mixllm.evaluation.report import EvaluationReport
 from mixllm.registry import evalset, stores
 from mixllm.registry.publish import PublishRequest, data_fingerprint, publish
 from mixllm.registry.versions import RegisteredVersion
-from mixllm.routing.predictor_fit import LLMFit, LLMModels, fit_llm
+from mixllm.routing.predictor_fit import LLMFit, LLMModels, fit_all, fit_llm
 from mixllm.routing.router import MixLLMRouter
 from mixllm.routing.training import Training
 
@@ -170,7 +170,7 @@ def fit_fold_task(stage: str, fits: list[LLMFit]) -> list[LLMModels]:
     """Every LLM's models of one cross-fitting fold, in turn: one task per fold, not per fold
     and LLM, because the folds are many (``train.calibration_folds``) and each fit is small,
     so per-LLM tasks would cost more in orchestration than in fitting."""
-    return [fit_llm(f) for f in fits]
+    return fit_all(fits)
 
 
 @task(name="evaluation-inputs", cache_policy=NO_CACHE)

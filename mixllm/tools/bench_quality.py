@@ -25,7 +25,7 @@ from mixllm.data.loaders import load_data
 from mixllm.data.splits import split
 from mixllm.evaluation import metrics
 from mixllm.evaluation.evaluate import EvaluationRun, collect_outputs
-from mixllm.evaluation.fidelity import TOLERANCE, FidelityRow, budget_fidelity, fidelity_table
+from mixllm.evaluation.fidelity import FidelityRow, budget_fidelity, fidelity_table
 from mixllm.evaluation.intervals import bootstrap, paired_difference
 from mixllm.evaluation.scoring import evaluate_scores
 from mixllm.routing.router import MixLLMRouter
@@ -310,12 +310,12 @@ def fidelity_across_splits(
     Per set and budget: the mean spend error over the splits and its range; a bias shows as
     the same sign on every split, test-split noise as a range around zero.
     """
-    errors: dict[tuple[str, float], list[float]] = {}
+    cells: dict[tuple[str, float], list[FidelityRow]] = {}
 
     def keep(rows: Sequence[FidelityRow]) -> None:
         for r in rows:
             if r.binding and not r.candidates.endswith(RUNTIME_LABEL):
-                errors.setdefault((r.candidates, r.budget_pct), []).append(r.error)
+                cells.setdefault((r.candidates, r.budget_pct), []).append(r)
 
     keep(first)
     seeds = [int(x) for x in dict.fromkeys(seeds) if not (first and x == cfg.train.seed)]
@@ -327,9 +327,9 @@ def fidelity_across_splits(
         prices = prices_from_rows(train, load_prices(c.prices_path))
         router = MixLLMRouter(c, prices=prices).fit(train)
         keep(budget_fidelity(router, test, _fidelity_sets(router), FIDELITY_BUDGETS))
-    if not errors:
+    if not cells:
         return []
-    labels = list(dict.fromkeys(label for label, _ in errors))
+    labels = list(dict.fromkeys(label for label, _ in cells))
     seeds_txt = ", ".join(str(x) for x in ([cfg.train.seed] if first else []) + seeds)
     lines = [
         f"#### Budget fidelity across {n_splits} splits (seeds {seeds_txt})",
@@ -345,27 +345,30 @@ def fidelity_across_splits(
         "|---|" + "---:|" * len(FIDELITY_BUDGETS),
     ]
     for label in labels:
-        cells = []
+        row = []
         for b in FIDELITY_BUDGETS:
-            e = np.array(errors.get((label, b), []))
-            ok = int(np.sum(np.abs(e) <= TOLERANCE))
-            cells.append(
+            e, ok = _errors(cells.get((label, b), []))
+            row.append(
                 "-"
                 if e.size == 0
                 else f"{100 * e.mean():+.1f} % [{100 * e.min():+.0f}, {100 * e.max():+.0f}] "
                 f"({ok}/{e.size})"
             )
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | " + " | ".join(row) + " |")
     lines.append("")
     for b in FIDELITY_BUDGETS:
-        e = np.array([x for (_, bb), xs in errors.items() if bb == b for x in xs])
+        e, ok = _errors([r for (_, bb), rs in cells.items() if bb == b for r in rs])
         if e.size:
-            ok = int(np.sum(np.abs(e) <= TOLERANCE))
             lines.append(
                 f"- {b:g} % budget: mean error {100 * e.mean():+.1f} % over {e.size} cells "
                 f"of {n_splits} splits; {ok} of them within 10 %."
             )
     return [*lines, ""]
+
+
+def _errors(rows: Sequence[FidelityRow]) -> tuple[np.ndarray, int]:
+    """The spend errors of ``rows`` and how many of them meet the target."""
+    return np.array([r.error for r in rows]), sum(r.met for r in rows)
 
 
 def out_of_domain(
